@@ -1,0 +1,1 @@
+"""virnucpro resident PyTorch runtime."""

