@@ -1,0 +1,61 @@
+// The contract between the engine and the code that does a step's work. An implementation is an
+// async function (inputs, ctx) => outputs, registered by name with zod schemas for both sides;
+// the generic step activity (step.ts) validates, caches and records around it.
+import { z } from 'zod';
+
+/**
+ * A file handed between steps. Only path, size, rows and checksum travel through Temporal; a
+ * consumer trusts the file through its `.done` marker (activities/files/atomic.ts). The cache key
+ * uses `sha256`, not `path`, so identical content at another path still hits the cache.
+ */
+export const fileRef = z.strictObject({
+  path: z.string().min(1),
+  rows: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type FileRef = z.infer<typeof fileRef>;
+
+export interface StepContext<Params = Record<string, unknown>> {
+  /** The step's own output folder (`<workDir>/<process>/<cache key>/`), created before `run`. */
+  workDir: string;
+  params: Params;
+  process: string;
+  /** 1 for the first try; counts Temporal retries and GPU reassignments. */
+  attempt: number;
+  /** `<host>.gpu<N>` for gpu processes, null on cpu workers. */
+  device: string | null;
+  /**
+   * Report progress (e.g. `{frames_done, tokens_per_s}`). Also keeps the task alive: a gpu task
+   * that stops heartbeating for the process's heartbeat timeout is reassigned to another device.
+   */
+  heartbeat(details?: Record<string, unknown>): void;
+  /** Aborted when the step is cancelled or its heartbeat timed out; stop work promptly. */
+  signal: AbortSignal;
+  /** Write `<workDir>/<name>` atomically with its `.done` marker; returns the reference to output. */
+  writeFile(name: string, data: string | Uint8Array, rows: number): Promise<FileRef>;
+  /** Mark a file that another process (e.g. the GPU runtime) wrote complete, and reference it. */
+  adoptFile(path: string, rows: number): Promise<FileRef>;
+}
+
+export interface Implementation<I = unknown, O = unknown, P = unknown> {
+  name: string;
+  inputs: z.ZodType<I>;
+  outputs: z.ZodType<O>;
+  params: z.ZodType<P>;
+  run(inputs: I, ctx: StepContext<P>): Promise<O>;
+}
+
+/**
+ * Declare an implementation. `inputs` keys are the process's input port names (a scattered port
+ * receives one item; a gathered port the list), `outputs` keys its output port names.
+ */
+export function defineImplementation<I, O, P = Record<string, never>>(spec: {
+  name: string;
+  inputs: z.ZodType<I>;
+  outputs: z.ZodType<O>;
+  params?: z.ZodType<P>;
+  run(inputs: I, ctx: StepContext<P>): Promise<O>;
+}): Implementation<I, O, P> {
+  return { ...spec, params: spec.params ?? (z.object({}) as unknown as z.ZodType<P>) };
+}

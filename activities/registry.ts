@@ -1,0 +1,37 @@
+// Implementations by name. Workers register every implementation they may run; a DAG's process
+// names an implementation here. Each helper adds its module's implementations to `allImplementations`.
+import type { Dag } from '../workflows/dsl/types';
+import type { Implementation } from './engine/implementation';
+import { selftestImplementations } from './selftest/implementations';
+
+export class ActivityRegistry {
+  private readonly byName = new Map<string, Implementation>();
+
+  constructor(implementations: Implementation<any, any, any>[] = []) {
+    for (const implementation of implementations) this.register(implementation);
+  }
+
+  register(implementation: Implementation<any, any, any>): this {
+    if (this.byName.has(implementation.name)) throw new Error(`implementation "${implementation.name}" is registered twice`);
+    this.byName.set(implementation.name, implementation as Implementation);
+    return this;
+  }
+
+  get(name: string): Implementation {
+    const implementation = this.byName.get(name);
+    if (!implementation) throw new Error(`no implementation registered as "${name}" (known: ${[...this.byName.keys()].join(', ')})`);
+    return implementation;
+  }
+
+  /** Problems (empty when fine): processes of `dag` naming an implementation this registry lacks. */
+  missingFor(dag: Dag): string[] {
+    return dag.processes
+      .filter((p) => !this.byName.has(p.implementation))
+      .map((p) => `process "${p.name}": implementation "${p.implementation}" is not registered`);
+  }
+}
+
+/** Everything the `virnucpro worker` serves. */
+export function allImplementations(): Implementation<any, any, any>[] {
+  return [...selftestImplementations];
+}

@@ -1,0 +1,13 @@
+// Pipelines by name, for `virnucpro run/dag PIPELINE` and the worker's registry checks.
+import type { Dag } from '../dsl/types';
+import { selftest } from './selftest';
+
+export const pipelines: Record<string, Dag> = {
+  selftest,
+};
+
+export function getPipeline(name: string): Dag {
+  const dag = pipelines[name];
+  if (!dag) throw new Error(`unknown pipeline "${name}" (known: ${Object.keys(pipelines).join(', ')})`);
+  return dag;
+}
