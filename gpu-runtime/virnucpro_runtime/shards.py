@@ -1,0 +1,203 @@
+"""Frame shards in, shard results out (docs/data-formats.md).
+
+Results are written the way every step of the pipeline writes: to ``X.tmp-<random>``,
+fsync, rename to ``X``, fsync the directory, then the ``X.done`` marker the same way. A
+consumer trusts ``X`` only through a marker whose size and checksum match.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+FRAMES_FORMAT = "virnucpro.frames"
+RESULTS_FORMAT = "virnucpro.results"
+FORMAT_VERSION = 1
+MARKER_VERSION = 1
+
+
+class ShardError(Exception):
+    """A shard that cannot be used (missing, wrong format or version, bad columns)."""
+
+
+@dataclass(frozen=True)
+class FrameShard:
+    frame_ids: list[str]
+    nucleotides: list[str]
+    proteins: list[str]
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+
+def frames_schema() -> pa.Schema:
+    return pa.schema(
+        [("frame_id", pa.utf8()), ("record_index", pa.uint32()), ("nucleotide", pa.utf8()), ("protein", pa.utf8())],
+        metadata={"virnucpro.format": FRAMES_FORMAT, "virnucpro.version": str(FORMAT_VERSION)},
+    )
+
+
+def _check_format(schema: pa.Schema, expected: str, path: Path) -> None:
+    metadata = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+    found = metadata.get("virnucpro.format")
+    if found != expected:
+        raise ShardError(f"{path}: schema metadata virnucpro.format is {found!r}, expected {expected!r}")
+    version = metadata.get("virnucpro.version")
+    if version != str(FORMAT_VERSION):
+        raise ShardError(f"{path}: {expected} version {version!r} is not supported (this runtime reads version {FORMAT_VERSION})")
+
+
+def read_frames(path: str | os.PathLike) -> FrameShard:
+    path = Path(path)
+    try:
+        with pa.memory_map(str(path)) as source:
+            table = ipc.open_file(source).read_all()
+    except FileNotFoundError:
+        raise ShardError(f"{path}: no such shard") from None
+    except pa.ArrowInvalid as exc:
+        raise ShardError(f"{path}: not an Arrow IPC file ({exc})") from None
+    _check_format(table.schema, FRAMES_FORMAT, path)
+    for name in ("frame_id", "nucleotide", "protein"):
+        if name not in table.column_names:
+            raise ShardError(f"{path}: column {name!r} is missing")
+        if not pa.types.is_string(table.schema.field(name).type) and not pa.types.is_large_string(table.schema.field(name).type):
+            raise ShardError(f"{path}: column {name!r} must be utf8, found {table.schema.field(name).type}")
+        if table.column(name).null_count:
+            raise ShardError(f"{path}: column {name!r} has null values")
+    proteins = table.column("protein").to_pylist()
+    empty = [i for i, p in enumerate(proteins) if not p]
+    if empty:
+        raise ShardError(f"{path}: row {empty[0]} has an empty protein (kept frames are never empty)")
+    return FrameShard(
+        frame_ids=table.column("frame_id").to_pylist(),
+        nucleotides=table.column("nucleotide").to_pylist(),
+        proteins=proteins,
+    )
+
+
+def write_frames(path: str | os.PathLike, frame_ids, record_indices, nucleotides, proteins) -> dict:
+    """Write a frame shard (used by the benchmark data generator and tests)."""
+    table = pa.table(
+        {
+            "frame_id": pa.array(frame_ids, pa.utf8()),
+            "record_index": pa.array(record_indices, pa.uint32()),
+            "nucleotide": pa.array(nucleotides, pa.utf8()),
+            "protein": pa.array(proteins, pa.utf8()),
+        },
+        schema=frames_schema(),
+    )
+    return write_table_atomically(path, table)
+
+
+def results_table(frame_ids: list[str], scores: np.ndarray, dnabert: np.ndarray | None, esm2: np.ndarray | None) -> pa.Table:
+    """``scores`` is [N, 2] float32 softmax (others, virus); embeddings [N, 768] / [N, 2560]."""
+    columns = {
+        "frame_id": pa.array(frame_ids, pa.utf8()),
+        "score_others": pa.array(np.ascontiguousarray(scores[:, 0], dtype=np.float32)),
+        "score_virus": pa.array(np.ascontiguousarray(scores[:, 1], dtype=np.float32)),
+    }
+    if dnabert is not None:
+        columns["dnabert"] = _fixed_list(dnabert, 768)
+    if esm2 is not None:
+        columns["esm2"] = _fixed_list(esm2, 2560)
+    table = pa.table(columns)
+    return table.replace_schema_metadata({"virnucpro.format": RESULTS_FORMAT, "virnucpro.version": str(FORMAT_VERSION)})
+
+
+def _fixed_list(matrix: np.ndarray, width: int) -> pa.FixedSizeListArray:
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    assert matrix.ndim == 2 and matrix.shape[1] == width, (matrix.shape, width)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), width)
+
+
+def read_results(path: str | os.PathLike) -> pa.Table:
+    path = Path(path)
+    with pa.memory_map(str(path)) as source:
+        table = ipc.open_file(source).read_all()
+    _check_format(table.schema, RESULTS_FORMAT, path)
+    return table
+
+
+def write_table_atomically(path: str | os.PathLike, table: pa.Table) -> dict:
+    """Write ``table`` as an Arrow IPC file plus its ``.done`` marker; returns the marker."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A stale marker must never vouch for the file that is about to replace its subject.
+    marker_path(path).unlink(missing_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(6)}")
+    try:
+        with open(tmp, "wb") as handle:
+            with ipc.new_file(handle, table.schema) as writer:
+                writer.write_table(table)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    marker = {
+        "version": MARKER_VERSION,
+        "file": path.name,
+        "rows": table.num_rows,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_of(path),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+    write_bytes_atomically(marker_path(path), (json.dumps(marker, indent=None) + "\n").encode())
+    return marker
+
+
+def marker_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".done")
+
+
+def verify_marker(path: str | os.PathLike) -> dict:
+    """The marker of ``path`` when the file matches it (size and sha256); raises ShardError otherwise."""
+    path = Path(path)
+    try:
+        marker = json.loads(marker_path(path).read_text())
+    except FileNotFoundError:
+        raise ShardError(f"{path}: no completion marker") from None
+    if marker.get("version") != MARKER_VERSION:
+        raise ShardError(f"{path}: marker version {marker.get('version')!r} is not supported")
+    if not path.exists() or path.stat().st_size != marker["bytes"] or sha256_of(path) != marker["sha256"]:
+        raise ShardError(f"{path}: file does not match its completion marker")
+    return marker
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(6)}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
