@@ -1,0 +1,104 @@
+// Writes the run's result files from the records table and the ordered shard results:
+// prediction_results.txt and prediction_results_highestscore.csv exactly as the original
+// VirNucPro writes them (docs/outputs.md), and our sequence_summary.tsv.
+import * as path from 'node:path';
+import { ChunkCalls, csvField, parseFrameId } from './chunk-calls';
+import { formatFloat32 } from './float32-repr';
+import { RecordCall, SequenceSummary, SUMMARY_HEADER } from './sequence-summary';
+import { readFrameScores, readRecords } from './tables';
+import { TextFileWriter, WrittenFile } from './text-file-writer';
+
+export const PREDICTION_FILE = 'prediction_results.txt';
+export const HIGHEST_SCORE_FILE = 'prediction_results_highestscore.csv';
+export const SUMMARY_FILE = 'sequence_summary.tsv';
+
+export type SyntheticWeights = 'tiny' | 'full' | null;
+
+/** First line of every output of a run with synthetic weights, so nobody mistakes it for biology. */
+export function syntheticBanner(synthetic: Exclude<SyntheticWeights, null>): string {
+  return `# SYNTHETIC WEIGHTS (${synthetic}): these scores come from random test weights, not from the VirNucPro, ESM-2 or DNABERT-S models. Do not use them for any biological conclusion.`;
+}
+
+export interface PredictionOutputsRequest {
+  recordsPath: string;
+  /** Shard result files in shard order. */
+  resultPaths: string[];
+  outDir: string;
+  synthetic: SyntheticWeights;
+}
+
+export interface PredictionOutputs {
+  files: WrittenFile[];
+  frames: number;
+  chunks: number;
+  virusChunks: number;
+  records: number;
+  calls: Record<RecordCall, number>;
+}
+
+async function withWriter<T>(file: string, synthetic: SyntheticWeights, body: (w: TextFileWriter) => Promise<T>): Promise<{ result: T; file: WrittenFile }> {
+  const writer = await TextFileWriter.open(file);
+  try {
+    if (synthetic) await writer.line(syntheticBanner(synthetic), false);
+    const result = await body(writer);
+    return { result, file: await writer.commit() };
+  } catch (error) {
+    await writer.abandon();
+    throw error;
+  }
+}
+
+export async function writePredictionOutputs(request: PredictionOutputsRequest): Promise<PredictionOutputs> {
+  const records = await readRecords(request.recordsPath);
+  const summary = new SequenceSummary(records);
+  const chunkCalls = new ChunkCalls();
+  const files: WrittenFile[] = [];
+
+  const predictions = await withWriter(path.join(request.outDir, PREDICTION_FILE), request.synthetic, async (out) => {
+    await out.line('Sequence_ID\tPrediction\tscore1\tscore2', false);
+    let frames = 0;
+    for (const resultPath of request.resultPaths) {
+      for await (const frame of readFrameScores(resultPath)) {
+        const parsed = parseFrameId(frame.frameId);
+        if (!parsed) throw new Error(`${resultPath}: frame id "${frame.frameId}" is not of the form <record>_chunk_<k><F1..R3>`);
+        // torch.max picks the first of equal values, i.e. class 0 (others) on a tie
+        const prediction = frame.scoreVirus > frame.scoreOthers ? 'virus' : 'others';
+        await out.line(`${frame.frameId}\t${prediction}\t${formatFloat32(frame.scoreOthers)}\t${formatFloat32(frame.scoreVirus)}`);
+        chunkCalls.add(frame.frameId, frame.scoreOthers, frame.scoreVirus);
+        summary.addFrame(parsed.recordId, frame.scoreVirus);
+        frames += 1;
+      }
+    }
+    return frames;
+  });
+  files.push(predictions.file);
+
+  const calls = chunkCalls.sorted();
+  const highest = await withWriter(path.join(request.outDir, HIGHEST_SCORE_FILE), request.synthetic, async (out) => {
+    await out.line('Modified_ID\tIs_Virus', false);
+    let virus = 0;
+    for (const call of calls) {
+      await out.line(`${csvField(call.chunkId)}\t${call.isVirus ? 'True' : 'False'}`);
+      summary.addChunk(parseFrameId(`${call.chunkId}F1`)!.recordId, call);
+      if (call.isVirus) virus += 1;
+    }
+    return virus;
+  });
+  files.push(highest.file);
+
+  const { lines, calls: recordCalls } = summary.rows();
+  const summaryFile = await withWriter(path.join(request.outDir, SUMMARY_FILE), request.synthetic, async (out) => {
+    await out.line(SUMMARY_HEADER, false);
+    for (const line of lines) await out.line(line);
+  });
+  files.push(summaryFile.file);
+
+  return {
+    files,
+    frames: predictions.result,
+    chunks: calls.length,
+    virusChunks: highest.result,
+    records: records.length,
+    calls: recordCalls,
+  };
+}
