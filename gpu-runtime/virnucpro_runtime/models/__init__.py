@@ -1,0 +1,1 @@
+"""The three models of the VirNucPro prediction path, one file each."""

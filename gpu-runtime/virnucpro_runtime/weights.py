@@ -1,0 +1,342 @@
+"""Finding and loading the weights of ESM-2 and DNABERT-S.
+
+    esm2 = load_esm2(path, device, dtype)                   # -> models.esm2.ESM2, eval
+    dnabert, tokenizer = load_dnabert_s(path, device, dtype)  # -> (DNABERTS, DnaTokenizer)
+
+`path` may be None: the weights are then looked up in the standard caches (below). A
+path is either a file or a directory:
+- ESM-2, fair-esm `.pt` file: `{'model': state dict, 'cfg': {'model': Namespace}}` or
+  `'args'`; keys `encoder.sentence_encoder.*` (published files) or the module's own names
+  (`embed_tokens.*`, `layers.N.self_attn.*`, ...). Sizes come from the tensors; the head
+  count from cfg/args, else from the published ESM-2 sizes.
+- ESM-2, Hugging Face directory (`EsmModel` / `EsmForMaskedLM`): config.json +
+  model.safetensors or pytorch_model.bin, keys with or without `esm.`.
+- DNABERT-S, Hugging Face directory: config.json + pytorch_model.bin or
+  model.safetensors (keys with or without `bert.`) + tokenizer.json.
+Files are read without running pickled code (`weights_pickle`). A file of the wrong
+model or shape fails with a `CheckpointError` naming the file, the key and the shapes.
+
+Cache look-up order: explicit path; Hugging Face hub cache ($HF_HUB_CACHE, else
+$HF_HOME/hub, else ~/.cache/huggingface/hub) `models--<org>--<name>/snapshots/*/`; for
+ESM-2 also the torch hub cache ($TORCH_HOME, else $XDG_CACHE_HOME/torch, else
+~/.cache/torch) `hub/checkpoints/esm2_t36_3B_UR50D.pt`. When nothing is found and
+`huggingface_hub` is importable and HF_HUB_OFFLINE is unset, a download is attempted;
+otherwise `WeightsNotFound` says which file is missing and where to put it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from .models.dnabert_s import DNABERTS, DNABERTSConfig
+from .models.esm2 import ESM2, ESM2Config
+from .tokenizers import DnaTokenizer
+from .weights_pickle import CheckpointError, _InertObject, check_state, restricted_load
+
+ESM2_HUB_REPO = "facebook/esm2_t36_3B_UR50D"
+ESM2_TORCH_HUB_FILE = "esm2_t36_3B_UR50D.pt"
+DNABERT_HUB_REPO = "zhihan1996/DNABERT-S"
+
+# Head counts of the published ESM-2 models, by (layers, embed dim): a fair-esm state dict
+# carries every other size in its tensor shapes.
+_ESM2_PUBLISHED_HEADS = {(6, 320): 20, (12, 480): 20, (30, 640): 20, (33, 1280): 20, (36, 2560): 40, (48, 5120): 40}
+
+
+class WeightsNotFound(FileNotFoundError):
+    pass
+
+
+def _hf_hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    hf_home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return Path(hf_home) / "hub"
+
+
+def _torch_hub_checkpoints() -> Path:
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
+    )
+    return Path(torch_home) / "hub" / "checkpoints"
+
+
+def _hub_snapshot(repo: str) -> Path | None:
+    snapshots = _hf_hub_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
+    found = sorted(p for p in snapshots.glob("*") if (p / "config.json").is_file()) if snapshots.is_dir() else []
+    return found[-1] if found else None
+
+
+def _try_download(repo: str) -> Path | None:
+    if os.environ.get("HF_HUB_OFFLINE"):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None
+    return Path(snapshot_download(repo))
+
+
+def resolve_esm2(path: str | Path | None) -> Path:
+    """An ESM-2 weights file or directory: `path` when given, else the caches."""
+    if path is not None:
+        return _existing(path, "ESM-2 weights")
+    candidates = [_hub_snapshot(ESM2_HUB_REPO), _torch_hub_checkpoints() / ESM2_TORCH_HUB_FILE]
+    for candidate in candidates:
+        if candidate is not None and candidate.exists():
+            return candidate
+    downloaded = _try_download(ESM2_HUB_REPO)
+    if downloaded is not None:
+        return downloaded
+    raise WeightsNotFound(
+        f"ESM-2 3B weights not found. Pass --esm2-weights, or put the fair-esm file "
+        f"{ESM2_TORCH_HUB_FILE} in {_torch_hub_checkpoints()}, or the Hugging Face model "
+        f"{ESM2_HUB_REPO} in {_hf_hub_cache()} (huggingface-cli download {ESM2_HUB_REPO})."
+    )
+
+
+def resolve_dnabert_s(path: str | Path | None) -> Path:
+    """A DNABERT-S model directory: `path` when given, else the Hugging Face cache."""
+    if path is not None:
+        return _existing(path, "DNABERT-S weights")
+    candidate = _hub_snapshot(DNABERT_HUB_REPO) or _try_download(DNABERT_HUB_REPO)
+    if candidate is not None:
+        return candidate
+    raise WeightsNotFound(
+        f"DNABERT-S weights not found. Pass --dnabert-weights DIR (config.json, pytorch_model.bin, "
+        f"tokenizer.json), or put the Hugging Face model {DNABERT_HUB_REPO} in {_hf_hub_cache()} "
+        f"(huggingface-cli download {DNABERT_HUB_REPO})."
+    )
+
+
+def _existing(path: str | Path, what: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise WeightsNotFound(f"{what}: {path} does not exist")
+    return path
+
+
+def _read_hf_state(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    safetensors_file = directory / "model.safetensors"
+    if safetensors_file.is_file():
+        from safetensors.torch import load_file
+
+        return safetensors_file, load_file(str(safetensors_file))
+    bin_file = directory / "pytorch_model.bin"
+    if bin_file.is_file():
+        state = restricted_load(bin_file)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{bin_file}: expected a state dict")
+        return bin_file, state
+    raise WeightsNotFound(f"{directory}: neither model.safetensors nor pytorch_model.bin found")
+
+
+def _read_config(directory: Path) -> dict:
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise WeightsNotFound(f"{directory}: config.json not found")
+    return json.loads(config_file.read_text())
+
+
+def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+
+
+def _finish(model: torch.nn.Module, source, state: dict[str, torch.Tensor], device, dtype, ignore=()):
+    check_state(source, state, model.state_dict(), ignore=ignore)
+    model.load_state_dict({k: state[k] for k in model.state_dict()})
+    return model.to(device=device, dtype=dtype).eval()
+
+
+# ---- ESM-2 -------------------------------------------------------------------------------
+
+_FAIR_ESM_IGNORED = ("lm_head.", "contact_head.")
+_HF_ESM_IGNORED = ("lm_head.", "contact_head.", "pooler.", "embeddings.position_ids", "rotary_embeddings.")
+
+
+def _esm2_from_fair_esm_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """fair-esm names (published prefixes stripped as fair-esm does) -> ours."""
+    state = {re.sub(r"^(encoder\.sentence_encoder\.|encoder\.)", "", k): v for k, v in state.items()}
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"layers\.(\d+)\.(.+)$", key)
+        if not m:
+            out[{"emb_layer_norm_after.weight": "final_norm.weight", "emb_layer_norm_after.bias": "final_norm.bias"}.get(key, key)] = value
+            continue
+        i, rest = m.groups()
+        if rest.startswith("self_attn.rot_emb."):
+            continue
+        if rest.startswith(("self_attn.q_proj.", "self_attn.k_proj.", "self_attn.v_proj.")):
+            continue  # fused below
+        rest = (
+            rest.replace("self_attn.out_proj.", "out_proj.")
+            .replace("self_attn_layer_norm.", "attn_norm.")
+            .replace("final_layer_norm.", "ffn_norm.")
+        )
+        out[f"layers.{i}.{rest}"] = value
+    for key in state:
+        m = re.match(r"layers\.(\d+)\.self_attn\.q_proj\.(weight|bias)$", key)
+        if m:
+            i, kind = m.groups()
+            parts = [state.get(f"layers.{i}.self_attn.{p}_proj.{kind}") for p in "qkv"]
+            if all(p is not None for p in parts):
+                out[f"layers.{i}.qkv.{kind}"] = torch.cat(parts, dim=0)
+    return out
+
+
+def _esm2_from_hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = _strip_prefix(state, "esm.")
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"encoder\.layer\.(\d+)\.(.+)$", key)
+        if not m:
+            renamed = {
+                "embeddings.word_embeddings.weight": "embed_tokens.weight",
+                "encoder.emb_layer_norm_after.weight": "final_norm.weight",
+                "encoder.emb_layer_norm_after.bias": "final_norm.bias",
+            }
+            out[renamed.get(key, key)] = value
+            continue
+        i, rest = m.groups()
+        if rest.startswith("attention.self."):
+            m2 = re.match(r"attention\.self\.query\.(weight|bias)$", rest)
+            if m2:
+                kind = m2.group(1)
+                parts = [state.get(f"encoder.layer.{i}.attention.self.{p}.{kind}") for p in ("query", "key", "value")]
+                if all(p is not None for p in parts):
+                    out[f"layers.{i}.qkv.{kind}"] = torch.cat(parts, dim=0)
+            continue
+        for theirs, ours in (
+            ("attention.output.dense.", "out_proj."),
+            ("attention.LayerNorm.", "attn_norm."),
+            ("intermediate.dense.", "fc1."),
+            ("output.dense.", "fc2."),
+            ("LayerNorm.", "ffn_norm."),
+        ):
+            if rest.startswith(theirs):
+                rest = ours + rest[len(theirs):]
+                break
+        out[f"layers.{i}.{rest}"] = value
+    return out
+
+
+def _esm2_config_from_state(source, state: dict[str, torch.Tensor], heads: int | None, **extra) -> ESM2Config:
+    if "embed_tokens.weight" not in state or "layers.0.fc1.weight" not in state:
+        raise CheckpointError(f"{source}: no ESM-2 embedding or layer weights (embed_tokens, layers.0.fc1): not an ESM-2 checkpoint")
+    vocab, dim = state["embed_tokens.weight"].shape
+    layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"layers\.(\d+)\.", k)))
+    heads = heads or _ESM2_PUBLISHED_HEADS.get((layers, dim))
+    if heads is None:
+        raise CheckpointError(f"{source}: ESM-2 with {layers} layers x {dim} is not a published size and the file names no head count")
+    return ESM2Config(
+        num_layers=layers,
+        embed_dim=dim,
+        num_heads=heads,
+        ffn_dim=state["layers.0.fc1.weight"].shape[0],
+        attn_dim=state["layers.0.out_proj.weight"].shape[1] if "layers.0.out_proj.weight" in state else dim,
+        vocab_size=vocab,
+        **extra,
+    )
+
+
+def _fair_esm_hyperparameters(checkpoint: dict) -> dict:
+    """cfg['model'] (fair-esm 2 files) or args (older files), read as plain attributes."""
+    for holder in (checkpoint.get("cfg", {}).get("model") if isinstance(checkpoint.get("cfg"), dict) else None, checkpoint.get("args")):
+        if isinstance(holder, _InertObject) and isinstance(getattr(holder, "state", None), dict):
+            return holder.state
+        if isinstance(holder, dict):
+            return holder
+    return {}
+
+
+def load_esm2(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.float32) -> ESM2:
+    path = resolve_esm2(path)
+    if path.is_dir():
+        config = _read_config(path)
+        source, raw = _read_hf_state(path)
+        state = _esm2_from_hf_names(raw)
+        ignore = _HF_ESM_IGNORED
+        cfg = _esm2_config_from_state(
+            source,
+            state,
+            config.get("num_attention_heads"),
+            token_dropout=bool(config.get("token_dropout", True)),
+            layer_norm_eps=float(config.get("layer_norm_eps", 1e-5)),
+            padding_idx=int(config.get("pad_token_id", 1)),
+            mask_idx=int(config.get("mask_token_id", 32)),
+        )
+    else:
+        source = path
+        checkpoint = restricted_load(path)
+        if not isinstance(checkpoint, dict):
+            raise CheckpointError(f"{path}: expected a fair-esm checkpoint dict")
+        raw = checkpoint.get("model", checkpoint)
+        state = _esm2_from_fair_esm_names({k: v for k, v in raw.items() if isinstance(v, torch.Tensor)})
+        ignore = _FAIR_ESM_IGNORED
+        hyper = _fair_esm_hyperparameters(checkpoint)
+        cfg = _esm2_config_from_state(
+            source, state, hyper.get("encoder_attention_heads"), token_dropout=bool(hyper.get("token_dropout", True))
+        )
+    return _finish(ESM2(cfg), source, state, device, dtype, ignore=ignore)
+
+
+# ---- DNABERT-S ---------------------------------------------------------------------------
+
+_DNABERT_IGNORED = ("pooler.", "cls.", "embeddings.position_ids")
+
+
+def _dnabert_from_hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = _strip_prefix(state, "bert.")
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"encoder\.layer\.(\d+)\.(.+)$", key)
+        if not m:
+            out[{"embeddings.word_embeddings.weight": "word_embeddings.weight",
+                 "embeddings.token_type_embeddings.weight": "token_type_embeddings.weight",
+                 "embeddings.LayerNorm.weight": "emb_norm.weight",
+                 "embeddings.LayerNorm.bias": "emb_norm.bias"}.get(key, key)] = value
+            continue
+        i, rest = m.groups()
+        for theirs, ours in (
+            ("attention.self.Wqkv.", "wqkv."),
+            ("attention.output.dense.", "attn_out."),
+            ("attention.output.LayerNorm.", "attn_norm."),
+            ("mlp.gated_layers.", "gated."),
+            ("mlp.wo.", "wo."),
+            ("mlp.layernorm.", "mlp_norm."),
+        ):
+            if rest.startswith(theirs):
+                rest = ours + rest[len(theirs):]
+                break
+        out[f"layers.{i}.{rest}"] = value
+    return out
+
+
+def load_dnabert_s(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.float32) -> tuple[DNABERTS, DnaTokenizer]:
+    path = resolve_dnabert_s(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: DNABERT-S weights must be a model directory (config.json, weights, tokenizer.json)")
+    config = _read_config(path)
+    source, raw = _read_hf_state(path)
+    state = _dnabert_from_hf_names(raw)
+    if "word_embeddings.weight" not in state or "layers.0.wqkv.weight" not in state:
+        raise CheckpointError(f"{source}: no DNABERT-S embedding or Wqkv weights: not a DNABERT-S checkpoint")
+    vocab, hidden = state["word_embeddings.weight"].shape
+    cfg = DNABERTSConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_layers=1 + max(int(m.group(1)) for k in state if (m := re.match(r"layers\.(\d+)\.", k))),
+        num_heads=int(config.get("num_attention_heads", 12)),
+        intermediate_size=state["layers.0.wo.weight"].shape[1],
+        attn_dim=state["layers.0.wqkv.weight"].shape[0] // 3,
+        layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
+    )
+    tokenizer_file = path / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise WeightsNotFound(f"{path}: tokenizer.json not found")
+    model = _finish(DNABERTS(cfg), source, state, device, dtype, ignore=_DNABERT_IGNORED)
+    return model, DnaTokenizer.from_file(tokenizer_file)
