@@ -1,0 +1,100 @@
+/**
+ * The whole read preparation as one stream: records from the file, empty ones skipped,
+ * ids made unique, each cut into chunks of the expected length and each chunk translated
+ * in six frames. Consumers (frame shards, the original's FASTA files) only format it.
+ */
+import { chunkName, chunkSpans } from './chunking';
+import { readSequences } from './sequence-reader';
+import { KeptFrame, SixFrameTranslator } from './translation';
+import { UniqueIds } from './unique-ids';
+
+export interface ReadRecord {
+  /** 0-based index among the records kept (empty ones are skipped). */
+  index: number;
+  /** 1-based position in the input file, counting every record. */
+  number: number;
+  /** Unique id used in chunk and frame names. */
+  id: string;
+  /** Id as in the input. */
+  originalId: string;
+  length: number;
+  chunks: number;
+}
+
+export interface PreparedChunk {
+  record: ReadRecord;
+  /** 1-based chunk number within the record. */
+  k: number;
+  /** `{id}_chunk_{k}`. */
+  name: string;
+  /** The chunk's bases as in the input (case kept); valid until the next chunk is read. */
+  bases: Uint8Array;
+  frames: KeptFrame[];
+}
+
+export interface PrepareStats {
+  records: number;
+  skippedEmpty: number;
+  duplicates: number;
+  chunks: number;
+  frames: number;
+  bases: number;
+}
+
+export function emptyStats(): PrepareStats {
+  return { records: 0, skippedEmpty: 0, duplicates: 0, chunks: 0, frames: 0, bases: 0 };
+}
+
+/** At most this many warnings of one kind are reported individually; the rest are counted. */
+export const WARNINGS_PER_KIND = 20;
+
+export type Warn = (message: string) => void;
+
+/**
+ * Chunks of every record of `path`, in input order. `stats` is updated as the stream is
+ * consumed; `warn` receives skipped-record and renamed-id notices.
+ */
+export async function* prepareChunks(
+  path: string,
+  expectedLength: number,
+  stats: PrepareStats,
+  warn: Warn = () => undefined,
+): AsyncGenerator<PreparedChunk> {
+  const ids = new UniqueIds();
+  const translator = new SixFrameTranslator();
+  for await (const input of readSequences(path)) {
+    if (input.sequence.length === 0) {
+      stats.skippedEmpty++;
+      if (stats.skippedEmpty <= WARNINGS_PER_KIND) {
+        warn(`${path}: record ${input.number} (${input.id || 'no id'}): empty sequence, skipped`);
+      }
+      continue;
+    }
+    const id = ids.assign(input.id);
+    if (id !== input.id) {
+      stats.duplicates++;
+      if (stats.duplicates <= WARNINGS_PER_KIND) {
+        warn(`${path}: record ${input.number}: duplicate id "${input.id}" renamed to "${id}"`);
+      }
+    }
+    const record: ReadRecord = {
+      index: stats.records,
+      number: input.number,
+      id,
+      originalId: input.id,
+      length: input.sequence.length,
+      chunks: Math.ceil(input.sequence.length / expectedLength),
+    };
+    stats.records++;
+    stats.bases += record.length;
+    for (const span of chunkSpans(record.length, expectedLength)) {
+      const bases = input.sequence.subarray(span.start, span.end);
+      const frames = translator.translate(bases);
+      stats.chunks++;
+      stats.frames += frames.length;
+      yield { record, k: span.k, name: chunkName(id, span.k), bases, frames };
+    }
+  }
+  const hidden = Math.max(0, stats.skippedEmpty - WARNINGS_PER_KIND) + Math.max(0, stats.duplicates - WARNINGS_PER_KIND);
+  if (hidden > 0) warn(`${path}: ${hidden} further warnings of the same kinds not shown (see the stats)`);
+}
