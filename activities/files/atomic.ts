@@ -32,12 +32,25 @@ async function fsyncDirectory(directory: string): Promise<void> {
   }
 }
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<{ bytes: number; sha256: string }> {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+/**
+ * `data` may be a stream of byte chunks (e.g. an Arrow writer) for files too large to build in
+ * memory first; it is hashed as it is written.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array | AsyncIterable<Uint8Array>,
+): Promise<{ bytes: number; sha256: string }> {
+  const chunks = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
   const temporary = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+  const hash = createHash('sha256');
+  let bytes = 0;
   const handle = await open(temporary, 'w');
   try {
-    await handle.writeFile(bytes);
+    for await (const chunk of chunks) {
+      await handle.writeFile(chunk); // writes all of it, from the current position
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -47,7 +60,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await handle.close();
   await rename(temporary, path);
   await fsyncDirectory(dirname(path));
-  return { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  return { bytes, sha256: hash.digest('hex') };
 }
 
 export async function writeDoneMarker(path: string, facts: { rows: number; bytes: number; sha256: string }): Promise<DoneMarker> {
