@@ -1,0 +1,296 @@
+// Dynamic assignment of gpu tasks to per-device task queues (workflow code: deterministic).
+//
+// Each device holds at most `slots` tasks (one running, the next already queued on its task
+// queue, so the worker never waits for the workflow between tasks). A device gets new work when a
+// task completes, so a slow device simply takes fewer tasks. When a device runs dry and nothing
+// is waiting, it takes over work that would finish later elsewhere: a task still queued behind
+// another device's running one, or a running task whose expected finish on the slow device is
+// later than a fresh start here (the old attempt is cancelled, so no task completes twice).
+// A task whose heartbeat stops is re-queued, preferring another device, for a bounded number of
+// attempts; the stalled device rests for a cool-down.
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  proxyActivities,
+  sleep,
+} from '@temporalio/workflow';
+import type { ProcessSpec } from '../dsl/types';
+import { gpuQueue } from '../queues';
+import type { StepActivities, StepResult, StepTask } from './messages';
+import type { ProgressTracker } from './progress';
+
+interface GpuTask {
+  spec: ProcessSpec;
+  task: StepTask;
+  /** Failed attempts so far (moves made by the pool itself do not count). */
+  failures: number;
+  /** Devices this task failed on: tried last. */
+  avoid: string[];
+  lastError: string | null;
+  resolve(result: StepResult): void;
+  reject(error: unknown): void;
+}
+
+type WithdrawReason = 'moved' | 'device stalled' | 'device left';
+
+interface Dispatch {
+  task: GpuTask;
+  device: Device;
+  scope: CancellationScope;
+  /** Workflow time the task probably began running: its predecessor's end, or its dispatch. */
+  startedAt: number | null;
+  withdrawn: WithdrawReason | null;
+}
+
+interface Device {
+  id: string;
+  state: 'active' | 'stalled' | 'left';
+  stalledUntil: number;
+  inFlight: Dispatch[];
+  done: number;
+  busyMs: number;
+}
+
+/** Steal a running task only when starting over here is clearly sooner (guards against churn). */
+const STEAL_MARGIN = 1.25;
+
+export class DevicePool {
+  private readonly devices = new Map<string, Device>();
+  private readonly waiting: GpuTask[] = [];
+  private readonly proxies = new Map<string, StepActivities>();
+
+  constructor(
+    private readonly prefix: string,
+    private readonly slots: number,
+    private readonly stalledCooldownMs: number,
+    private readonly progress: ProgressTracker,
+  ) {}
+
+  join(id: string): void {
+    const existing = this.devices.get(id);
+    if (existing) {
+      // A re-announced device (e.g. its runtime restarted after a stall) is trusted again.
+      existing.state = 'active';
+      existing.stalledUntil = 0;
+    } else {
+      this.devices.set(id, { id, state: 'active', stalledUntil: 0, inFlight: [], done: 0, busyMs: 0 });
+    }
+    this.progress.device(id).state = 'active';
+    this.pump();
+  }
+
+  leave(id: string): void {
+    const device = this.devices.get(id);
+    if (!device) return;
+    device.state = 'left';
+    this.progress.device(id).state = 'left';
+    for (const dispatch of [...device.inFlight]) this.withdraw(dispatch, 'device left');
+    this.pump();
+  }
+
+  submit(spec: ProcessSpec, task: StepTask): Promise<StepResult> {
+    return new Promise<StepResult>((resolve, reject) => {
+      this.waiting.push({ spec, task, failures: 0, avoid: [], lastError: null, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private meanMs(device: Device): number | null {
+    return device.done > 0 ? device.busyMs / device.done : null;
+  }
+
+  private available(device: Device): boolean {
+    if (device.state === 'left') return false;
+    if (device.state === 'stalled' && Date.now() < device.stalledUntil) return false;
+    return device.inFlight.length < this.slots;
+  }
+
+  /** Least loaded available device, preferring those the task has not failed on. */
+  private choose(task: GpuTask): Device | null {
+    let best: Device | null = null;
+    let bestRank = Infinity;
+    for (const device of this.devices.values()) {
+      if (!this.available(device)) continue;
+      const rank = (task.avoid.includes(device.id) ? 1000 : 0) + device.inFlight.length;
+      if (rank < bestRank) {
+        best = device;
+        bestRank = rank;
+      }
+    }
+    return best;
+  }
+
+  private pump(): void {
+    while (this.waiting.length > 0) {
+      const device = this.choose(this.waiting[0]);
+      if (!device) break;
+      this.dispatch(this.waiting.shift()!, device);
+    }
+    if (this.waiting.length === 0) this.rebalance();
+  }
+
+  /** Idle devices take over work that would finish later on the device that holds it. */
+  private rebalance(): void {
+    for (const idle of this.devices.values()) {
+      if (idle.inFlight.length > 0 || !this.available(idle) || idle.state !== 'active') continue;
+      const victim = this.stealable(idle);
+      if (!victim) continue;
+      this.withdraw(victim, 'moved');
+      this.dispatch(victim.task, idle, true);
+    }
+  }
+
+  private stealable(idle: Device): Dispatch | null {
+    const now = Date.now();
+    const ownMean = this.meanMs(idle);
+    let best: Dispatch | null = null;
+    let bestFinish = -Infinity;
+    for (const device of this.devices.values()) {
+      if (device === idle || device.inFlight.length === 0) continue;
+      const last = device.inFlight[device.inFlight.length - 1];
+      if (device.inFlight.length >= 2) {
+        // Queued behind a running task: it starts sooner here, and nothing is lost.
+        return last;
+      }
+      if (ownMean === null || last.startedAt === null) continue;
+      const mean = this.meanMs(device);
+      // A device that has finished nothing yet is judged by the time it has already taken.
+      const expectedFinish = mean !== null ? last.startedAt + mean : now - last.startedAt > 3 * ownMean ? Infinity : -Infinity;
+      if (now + ownMean * STEAL_MARGIN < expectedFinish && expectedFinish > bestFinish) {
+        best = last;
+        bestFinish = expectedFinish;
+      }
+    }
+    return best;
+  }
+
+  private activities(device: Device, spec: ProcessSpec): StepActivities {
+    const key = `${device.id}\u0000${spec.name}`;
+    let proxy = this.proxies.get(key);
+    if (!proxy) {
+      proxy = proxyActivities<StepActivities>({
+        taskQueue: gpuQueue(this.prefix, device.id),
+        startToCloseTimeout: spec.timeouts.startToCloseMs,
+        heartbeatTimeout: spec.timeouts.heartbeatMs ?? undefined,
+        // The pool re-queues failed tasks itself, preferring another device.
+        retry: { maximumAttempts: 1 },
+        cancellationType: ActivityCancellationType.TRY_CANCEL,
+      });
+      this.proxies.set(key, proxy);
+    }
+    return proxy;
+  }
+
+  private dispatch(task: GpuTask, device: Device, moved = false): void {
+    const dispatch: Dispatch = {
+      task,
+      device,
+      scope: new CancellationScope(),
+      startedAt: device.inFlight.length === 0 ? Date.now() : null,
+      withdrawn: null,
+    };
+    device.inFlight.push(dispatch);
+    this.progress.device(device.id).inFlight = device.inFlight.length;
+    if (!moved) this.progress.started(task.spec.name);
+    const step: StepTask = { ...task.task, previousAttempts: task.failures };
+    dispatch.scope
+      .run(() => this.activities(device, task.spec).runStep(step))
+      .then(
+        (result) => this.completed(dispatch, result),
+        (error) => this.failed(dispatch, error),
+      );
+  }
+
+  private remove(dispatch: Dispatch): void {
+    const device = dispatch.device;
+    const index = device.inFlight.indexOf(dispatch);
+    if (index < 0) return;
+    device.inFlight.splice(index, 1);
+    // With one task running per device, the next in line starts when this one ends.
+    if (index === 0 && device.inFlight.length > 0 && device.inFlight[0].startedAt === null) {
+      device.inFlight[0].startedAt = Date.now();
+    }
+    this.progress.device(device.id).inFlight = device.inFlight.length;
+  }
+
+  /** Cancel a dispatch the pool no longer wants on its device (the task lives on elsewhere). */
+  private withdraw(dispatch: Dispatch, reason: WithdrawReason): void {
+    dispatch.withdrawn = reason;
+    this.remove(dispatch);
+    dispatch.scope.cancel();
+    if (reason !== 'moved') {
+      this.progress.requeued(dispatch.task.spec.name);
+      this.waiting.unshift(dispatch.task);
+    }
+  }
+
+  private completed(dispatch: Dispatch, result: StepResult): void {
+    if (dispatch.withdrawn) return;
+    const device = dispatch.device;
+    const startedAt = dispatch.startedAt ?? Date.now();
+    this.remove(dispatch);
+    device.done += 1;
+    device.busyMs += Date.now() - startedAt;
+    if (device.state === 'stalled') device.state = 'active';
+    const report = this.progress.device(device.id);
+    report.state = device.state;
+    report.done = device.done;
+    report.meanTaskSeconds = (this.meanMs(device) ?? 0) / 1000;
+    this.progress.finished(dispatch.task.spec.name, result.cached ? 'cached' : 'done');
+    dispatch.task.resolve(result);
+    this.pump();
+  }
+
+  private failed(dispatch: Dispatch, error: unknown): void {
+    if (dispatch.withdrawn) return;
+    const { task, device } = dispatch;
+    this.remove(dispatch);
+    task.failures += 1;
+    task.lastError = describeFailure(error);
+    if (!task.avoid.includes(device.id)) task.avoid.push(device.id);
+    if (isStall(error)) this.stall(device);
+    const nonRetryable = error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.nonRetryable;
+    if (nonRetryable || task.failures >= task.spec.retry.maximumAttempts) {
+      this.progress.finished(task.spec.name, 'failed');
+      const where = task.task.item === null ? task.spec.name : `${task.spec.name}[${task.task.item}]`;
+      task.reject(
+        ApplicationFailure.nonRetryable(
+          `gpu task ${where} failed ${task.failures} time(s) (devices tried: ${task.avoid.join(', ')}); last error: ${task.lastError}`,
+          'GpuTaskFailed',
+        ),
+      );
+    } else {
+      this.progress.requeued(task.spec.name);
+      this.waiting.unshift(task);
+    }
+    this.pump();
+  }
+
+  private stall(device: Device): void {
+    device.state = 'stalled';
+    device.stalledUntil = Date.now() + this.stalledCooldownMs;
+    this.progress.device(device.id).state = 'stalled';
+    // Tasks queued behind the stalled one would wait on a device that is not taking work.
+    for (const dispatch of [...device.inFlight]) this.withdraw(dispatch, 'device stalled');
+    sleep(this.stalledCooldownMs).then(() => this.pump());
+  }
+}
+
+function isStall(error: unknown): boolean {
+  return (
+    error instanceof ActivityFailure &&
+    error.cause instanceof TimeoutFailure &&
+    (error.cause.timeoutType === 'HEARTBEAT' || error.cause.timeoutType === 'START_TO_CLOSE')
+  );
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof ActivityFailure && error.cause) {
+    if (error.cause instanceof TimeoutFailure) return `${error.cause.timeoutType ?? 'unknown'} timeout`;
+    return error.cause.message;
+  }
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,203 @@
+// The one generic workflow: runs any validated Dag. Each process waits for the processes it
+// reads from, so independent processes run concurrently; a scatter fans out one step per item
+// (gpu items through the device pool, cpu items inline or in child batch workflows); a gather
+// sees the scattered process's outputs as lists, in item order.
+import { ApplicationFailure, executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
+import { Dag, JsonValue, PIPELINE_INPUTS, ProcessSpec, scatterPort, splitChannel } from '../dsl/types';
+import { cpuQueue } from '../queues';
+import { DevicePool } from './device-pool';
+import {
+  EngineOptions,
+  RunPipelineInput,
+  RunPipelineResult,
+  StepResult,
+  batchProgressSignal,
+  defaultEngineOptions,
+  deviceJoinedSignal,
+  deviceLeftSignal,
+  progressQuery,
+  stepHeartbeatSignal,
+} from './messages';
+import { ProgressTracker } from './progress';
+import { ScatterBatchInput, scatterBatch } from './scatter-batch';
+import { TaskContext, cpuActivities, stepTask } from './tasks';
+
+type Outputs = Record<string, JsonValue>;
+
+export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineResult> {
+  const { dag } = input;
+  const options: EngineOptions = { ...defaultEngineOptions, ...input.options };
+  const context: TaskContext = {
+    runWorkflowId: workflowInfo().workflowId,
+    workDir: input.workDir,
+    taskQueuePrefix: input.taskQueuePrefix,
+    progressIntervalMs: options.progressIntervalMs,
+  };
+  const progress = new ProgressTracker(dag);
+  const pool = new DevicePool(input.taskQueuePrefix, options.gpuSlotsPerDevice, options.stalledCooldownMs, progress);
+  const reportedByBatch = new Map<string, number>();
+
+  setHandler(progressQuery, () => progress.report);
+  setHandler(deviceJoinedSignal, ({ device }) => pool.join(device));
+  setHandler(deviceLeftSignal, ({ device }) => pool.leave(device));
+  setHandler(stepHeartbeatSignal, (beat) => progress.heartbeat(beat));
+  setHandler(batchProgressSignal, ({ process, batch, done, cached }) => {
+    const key = `${process}/${batch}`;
+    reportedByBatch.set(key, (reportedByBatch.get(key) ?? 0) + done + cached);
+    progress.finished(process, 'done', done);
+    progress.finished(process, 'cached', cached);
+  });
+  for (const device of input.devices) pool.join(device);
+
+  const missing = Object.keys(dag.inputs).filter((name) => !(name in input.inputs));
+  if (missing.length > 0) {
+    throw fail(progress, `pipeline "${dag.name}" started without input(s): ${missing.join(', ')}`);
+  }
+
+  const results = new Map<string, Promise<Outputs>>();
+
+  async function runProcess(spec: ProcessSpec): Promise<Outputs> {
+    const upstream = new Map<string, Outputs>();
+    for (const port of Object.values(spec.inputs)) {
+      const { source } = splitChannel(port.from);
+      if (source !== PIPELINE_INPUTS && !upstream.has(source)) upstream.set(source, await results.get(source)!);
+    }
+    const inputs: Outputs = {};
+    for (const [name, port] of Object.entries(spec.inputs)) {
+      const { source, port: channelPort } = splitChannel(port.from);
+      inputs[name] = source === PIPELINE_INPUTS ? input.inputs[channelPort] : upstream.get(source)![channelPort];
+    }
+    const scattered = scatterPort(spec);
+    if (scattered === null) {
+      progress.planned(spec.name, 1);
+      const result = await runSingle(spec, inputs);
+      return result.outputs;
+    }
+    const items = inputs[scattered];
+    if (!Array.isArray(items)) {
+      throw ApplicationFailure.nonRetryable(`process "${spec.name}" scatters over "${scattered}", which is not a list`);
+    }
+    const { [scattered]: _, ...common } = inputs;
+    progress.planned(spec.name, items.length);
+    const perItem = await runScatter(spec, scattered, items, common);
+    // Consumers see each output port as the list of the items' values, in item order.
+    const collected: Outputs = {};
+    for (const port of Object.keys(spec.outputs)) collected[port] = perItem.map((outputs) => outputs[port]);
+    return collected;
+  }
+
+  async function runSingle(spec: ProcessSpec, inputs: Outputs): Promise<StepResult> {
+    const task = stepTask(context, spec, inputs, null);
+    if (spec.resource === 'gpu') return pool.submit(spec, task);
+    progress.started(spec.name);
+    try {
+      const result = await cpuActivities(input.taskQueuePrefix, spec).runStep(task);
+      progress.finished(spec.name, result.cached ? 'cached' : 'done');
+      return result;
+    } catch (error) {
+      progress.finished(spec.name, 'failed');
+      throw error;
+    }
+  }
+
+  async function runScatter(spec: ProcessSpec, port: string, items: JsonValue[], common: Outputs): Promise<Outputs[]> {
+    if (spec.resource === 'gpu') {
+      const results = await Promise.all(items.map((item, index) => pool.submit(spec, stepTask(context, spec, { ...common, [port]: item }, index))));
+      return results.map((result) => result.outputs);
+    }
+    if (items.length <= options.scatterBatchSize) {
+      const activities = cpuActivities(input.taskQueuePrefix, spec);
+      progress.started(spec.name, items.length);
+      const results = await Promise.all(
+        items.map(async (item, index) => {
+          try {
+            const result = await activities.runStep(stepTask(context, spec, { ...common, [port]: item }, index));
+            progress.finished(spec.name, result.cached ? 'cached' : 'done');
+            return result.outputs;
+          } catch (error) {
+            progress.finished(spec.name, 'failed');
+            throw error;
+          }
+        }),
+      );
+      return results;
+    }
+    return runBatches(spec, port, items, common);
+  }
+
+  async function runBatches(spec: ProcessSpec, port: string, items: JsonValue[], common: Outputs): Promise<Outputs[]> {
+    const batches: ScatterBatchInput[] = [];
+    for (let first = 0; first < items.length; first += options.scatterBatchSize) {
+      batches.push({
+        context,
+        spec,
+        batch: batches.length,
+        firstItem: first,
+        scatterPort: port,
+        items: items.slice(first, first + options.scatterBatchSize),
+        common,
+      });
+    }
+    const outputs: Outputs[][] = new Array(batches.length);
+    let next = 0;
+    async function worker(): Promise<void> {
+      while (next < batches.length) {
+        const batch = batches[next++];
+        progress.started(spec.name, batch.items.length);
+        try {
+          const result = await executeChild(scatterBatch, {
+            workflowId: `${context.runWorkflowId}/${spec.name}/batch-${batch.batch}`,
+            taskQueue: cpuQueue(input.taskQueuePrefix),
+            args: [batch],
+          });
+          progress.finished(spec.name, 'done', result.unreportedDone);
+          progress.finished(spec.name, 'cached', result.unreportedCached);
+          outputs[batch.batch] = result.outputs;
+        } catch (error) {
+          const reported = reportedByBatch.get(`${spec.name}/${batch.batch}`) ?? 0;
+          progress.finished(spec.name, 'failed', batch.items.length - reported);
+          throw error;
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(options.maxConcurrentBatches, batches.length) }, worker));
+    return outputs.flat();
+  }
+
+  for (const spec of dag.processes) results.set(spec.name, runProcess(spec));
+  let finished: Map<string, Outputs>;
+  try {
+    const values = await Promise.all(dag.processes.map((spec) => results.get(spec.name)!));
+    finished = new Map(dag.processes.map((spec, index) => [spec.name, values[index]]));
+  } catch (error) {
+    throw fail(progress, `pipeline "${dag.name}" failed: ${failureMessage(error)}`);
+  }
+  const outputs = pipelineOutputs(dag, finished);
+  progress.completed(outputs);
+  return { outputs, progress: progress.report };
+}
+
+function pipelineOutputs(dag: Dag, finished: Map<string, Outputs>): Outputs {
+  const outputs: Outputs = {};
+  for (const [name, channel] of Object.entries(dag.outputs)) {
+    const { source, port } = splitChannel(channel);
+    outputs[name] = finished.get(source)![port];
+  }
+  return outputs;
+}
+
+function failureMessage(error: unknown): string {
+  // Walk the cause chain: Temporal wraps the implementation's own message in Activity/Child failures.
+  const messages: string[] = [];
+  let current: unknown = error;
+  while (current instanceof Error) {
+    if (current.message && !messages.includes(current.message)) messages.push(current.message);
+    current = (current as Error & { cause?: unknown }).cause;
+  }
+  return messages.join(': ') || String(error);
+}
+
+function fail(progress: ProgressTracker, message: string): ApplicationFailure {
+  progress.failed(message);
+  return ApplicationFailure.nonRetryable(message, 'PipelineFailed');
+}

@@ -1,0 +1,129 @@
+// Everything that crosses the boundary of the interpreter workflow: its input and result, the
+// step activity's task and result, signals and the `progress` query. Plain types (and Temporal
+// message definitions) only, so both workflow code and clients can import this file.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { Dag, JsonValue } from '../dsl/types';
+
+export interface EngineOptions {
+  /** Tasks a device holds at once (running + queued next); 2 hides the hand-over gap. */
+  gpuSlotsPerDevice: number;
+  /** Scatters over more items than this run in child workflows of this many items each. */
+  scatterBatchSize: number;
+  /** Child batch workflows of one process running at once. */
+  maxConcurrentBatches: number;
+  /** Minimum interval between progress signals a running step sends. 0 disables them. */
+  progressIntervalMs: number;
+  /** A device whose task stopped heartbeating gets no work for this long. */
+  stalledCooldownMs: number;
+}
+
+export const defaultEngineOptions: EngineOptions = {
+  gpuSlotsPerDevice: 2,
+  scatterBatchSize: 500,
+  maxConcurrentBatches: 4,
+  progressIntervalMs: 5000,
+  stalledCooldownMs: 60_000,
+};
+
+export interface RunPipelineInput {
+  dag: Dag;
+  /** Values of the pipeline's inputs (`dag.inputs`). */
+  inputs: Record<string, JsonValue>;
+  /** Root of step outputs and the cache: `<workDir>/<process>/<cache key>/`. */
+  workDir: string;
+  taskQueuePrefix: string;
+  /** Device ids (`<host>.gpu<N>`) known at start; more may join by signal. */
+  devices: string[];
+  options?: Partial<EngineOptions>;
+}
+
+export interface RunPipelineResult {
+  outputs: Record<string, JsonValue>;
+  progress: ProgressReport;
+}
+
+/** What the step activity runs: one process on one set of inputs (one item of a scatter). */
+export interface StepTask {
+  /** Workflow id of the run (progress signals go there, also from child batches). */
+  runWorkflowId: string;
+  workDir: string;
+  process: string;
+  implementation: string;
+  version: string;
+  params: Record<string, JsonValue>;
+  cache: boolean;
+  inputs: Record<string, JsonValue>;
+  /** Index within a scatter, null for a single task. */
+  item: number | null;
+  /** Attempts the workflow already made elsewhere (gpu reassignments), 0 at first. */
+  previousAttempts: number;
+  progressIntervalMs: number;
+}
+
+export interface StepResult {
+  outputs: Record<string, JsonValue>;
+  cached: boolean;
+  key: string;
+  device: string | null;
+  seconds: number;
+}
+
+export interface StepHeartbeat {
+  process: string;
+  item: number | null;
+  device: string | null;
+  details: Record<string, JsonValue>;
+  /** Wall-clock ISO time on the worker. */
+  at: string;
+}
+
+export interface StepCounts {
+  /** Tasks of this step, once known (a scatter's size is known when its input is). */
+  total: number | null;
+  pending: number;
+  running: number;
+  done: number;
+  failed: number;
+  cached: number;
+  latestHeartbeat: StepHeartbeat | null;
+}
+
+export interface DeviceReport {
+  state: 'active' | 'stalled' | 'left';
+  inFlight: number;
+  done: number;
+  /** Mean seconds per completed task on this device. */
+  meanTaskSeconds: number | null;
+  latestHeartbeat: StepHeartbeat | null;
+}
+
+export interface ProgressReport {
+  pipeline: string;
+  state: 'running' | 'completed' | 'failed';
+  steps: Record<string, StepCounts>;
+  devices: Record<string, DeviceReport>;
+  outputs: Record<string, JsonValue> | null;
+  error: string | null;
+}
+
+export interface BatchProgress {
+  process: string;
+  batch: number;
+  done: number;
+  cached: number;
+}
+
+export const progressQuery = defineQuery<ProgressReport>('progress');
+/** From a worker (or the CLI) when a device becomes available to this run. */
+export const deviceJoinedSignal = defineSignal<[{ device: string }]>('deviceJoined');
+/** From a worker about to stop: no new work for the device; its unfinished tasks move elsewhere. */
+export const deviceLeftSignal = defineSignal<[{ device: string }]>('deviceLeft');
+/** From the step activity, throttled: its latest heartbeat details. */
+export const stepHeartbeatSignal = defineSignal<[StepHeartbeat]>('stepHeartbeat');
+/** From a child batch workflow: items finished since its last report. */
+export const batchProgressSignal = defineSignal<[BatchProgress]>('batchProgress');
+
+/** Name of the one activity every worker registers; it dispatches to implementations. */
+export interface StepActivities {
+  runStep(task: StepTask): Promise<StepResult>;
+}

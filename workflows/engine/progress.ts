@@ -1,0 +1,66 @@
+// The run's progress as the `progress` query reports it. Pure bookkeeping, no Temporal calls.
+import type { Dag, JsonValue } from '../dsl/types';
+import type { DeviceReport, ProgressReport, StepCounts, StepHeartbeat } from './messages';
+
+export class ProgressTracker {
+  readonly report: ProgressReport;
+
+  constructor(dag: Dag) {
+    const steps: Record<string, StepCounts> = {};
+    for (const process of dag.processes) {
+      steps[process.name] = { total: null, pending: 0, running: 0, done: 0, failed: 0, cached: 0, latestHeartbeat: null };
+    }
+    this.report = { pipeline: dag.name, state: 'running', steps, devices: {}, outputs: null, error: null };
+  }
+
+  step(process: string): StepCounts {
+    return this.report.steps[process];
+  }
+
+  /** The step's tasks are known: all pending. */
+  planned(process: string, total: number): void {
+    const step = this.step(process);
+    step.total = total;
+    step.pending = total;
+  }
+
+  started(process: string, count = 1): void {
+    const step = this.step(process);
+    step.pending -= count;
+    step.running += count;
+  }
+
+  /** A started task goes back to waiting (its device stalled, left, or the task was moved). */
+  requeued(process: string): void {
+    const step = this.step(process);
+    step.running -= 1;
+    step.pending += 1;
+  }
+
+  finished(process: string, outcome: 'done' | 'cached' | 'failed', count = 1): void {
+    const step = this.step(process);
+    step.running -= count;
+    step[outcome] += count;
+  }
+
+  device(id: string): DeviceReport {
+    this.report.devices[id] ??= { state: 'active', inFlight: 0, done: 0, meanTaskSeconds: null, latestHeartbeat: null };
+    return this.report.devices[id];
+  }
+
+  heartbeat(beat: StepHeartbeat): void {
+    const step = this.report.steps[beat.process];
+    if (step) step.latestHeartbeat = beat;
+    if (beat.device && this.report.devices[beat.device]) this.report.devices[beat.device].latestHeartbeat = beat;
+  }
+
+  completed(outputs: Record<string, JsonValue>): void {
+    this.report.state = 'completed';
+    this.report.outputs = outputs;
+  }
+
+  failed(message: string): void {
+    this.report.state = 'failed';
+    this.report.error = message;
+  }
+}
