@@ -54,7 +54,9 @@ export function routeTemporalLogs(logger: winston.Logger): void {
   runtimeInstalled = true;
   Runtime.install({
     logger: new DefaultLogger('INFO', (entry) => {
-      logger.log(temporalToWinston[entry.level], entry.message, { source: 'temporal', ...(entry.meta ?? {}) });
+      // Device-queue workers run activities only; the SDK warns about that on every start.
+      const expected = entry.message.startsWith('No workflows registered');
+      logger.log(expected ? 'debug' : temporalToWinston[entry.level], entry.message, { source: 'temporal', ...(entry.meta ?? {}) });
     }),
   });
 }

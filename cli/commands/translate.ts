@@ -9,6 +9,7 @@ import { createLogger } from '../logging';
 import { OriginalFilesWriter, originalFilePaths, originalStem } from '../../activities/prepare/original-files';
 import { emptyStats, prepareChunks, type ReadRecord } from '../../activities/prepare/prepared-reads';
 import { ReadInputError } from '../../activities/prepare/errors';
+import { readSequences } from '../../activities/prepare/sequence-reader';
 import { TextFileWriter } from '../../activities/outputs/text-file-writer';
 
 const schema = z.object({
@@ -46,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
   const stats = emptyStats();
   const renamed: ReadRecord[] = [];
   try {
-    for await (const chunk of prepareChunks(input, options.expectedLength, stats, (m) => logger.warn(m))) {
+    for await (const chunk of prepareChunks(readSequences(input), input, options.expectedLength, stats, (m) => logger.warn(m))) {
       if (chunk.k === 1 && chunk.record.id !== chunk.record.originalId) renamed.push(chunk.record);
       await writer.add(chunk);
     }

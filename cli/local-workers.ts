@@ -1,0 +1,64 @@
+// Workers inside a virnucpro process: the host's CPU queue (workflows and cpu steps) and one
+// queue per local device. `virnucpro worker` runs only these; `selftest`, `replay` (and
+// `predict`) run them beside the client so a single command does everything on one machine.
+import * as os from 'node:os';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import type winston from 'winston';
+import type { Settings } from './config';
+import { connectWorker } from './connection';
+import type { DeviceDiscovery } from './devices';
+import { routeTemporalLogs } from './logging';
+import { createCpuWorker, createGpuWorker } from '../activities/engine/workers';
+import { ActivityRegistry, allImplementations } from '../activities/registry';
+import { deviceId } from '../workflows/queues';
+import { deviceJoinedSignal, deviceLeftSignal } from '../workflows/engine/messages';
+
+export interface LocalWorkers {
+  /** Device ids (`<host>.gpu<N>`) served here. */
+  devices: string[];
+  /** Resolves when every worker has stopped (after shutdown, or a fatal worker error). */
+  finished: Promise<void>;
+  /** Tells a run these devices are available (runs started elsewhere do not know them). */
+  announce(handle: WorkflowHandle): Promise<void>;
+  /** Tells running runs these devices leave, so their tasks move at once. */
+  withdraw(client: Client): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startLocalWorkers(settings: Settings, logger: winston.Logger, discovery: DeviceDiscovery): Promise<LocalWorkers> {
+  routeTemporalLogs(logger);
+  const host = os.hostname();
+  const connection = await connectWorker(settings);
+  const setup = { connection, namespace: settings.namespace, taskQueuePrefix: settings.taskQueuePrefix, registry: new ActivityRegistry(allImplementations()) };
+  const workers: Worker[] = [await createCpuWorker(setup)];
+  const devices: string[] = [];
+  for (const device of discovery.devices) {
+    const id = deviceId(host, device.index);
+    devices.push(id);
+    workers.push(await createGpuWorker(id, setup));
+  }
+  logger.info(`workers: cpu queue and ${devices.length} device queue(s) [${devices.join(', ')}] (${discovery.source})`);
+  const finished = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  let stopped = false;
+  return {
+    devices,
+    finished,
+    announce: async (handle) => {
+      for (const device of devices) await handle.signal(deviceJoinedSignal, { device });
+    },
+    withdraw: async (client) => {
+      for await (const execution of client.workflow.list({ query: 'ExecutionStatus = "Running" AND WorkflowType = "runPipeline"' })) {
+        const handle = client.workflow.getHandle(execution.workflowId, execution.runId);
+        for (const device of devices) await handle.signal(deviceLeftSignal, { device }).catch(() => undefined);
+      }
+    },
+    shutdown: async () => {
+      if (stopped) return;
+      stopped = true;
+      for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+      await finished.catch((err: Error) => logger.warn(`a worker stopped with an error: ${err.message}`));
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
