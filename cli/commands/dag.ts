@@ -1,7 +1,7 @@
 // `virnucpro dag PIPELINE --format mermaid|dot`: draws a registered pipeline.
 import { z } from 'zod';
 import { commonShape, parseCommand, UsageError, type CommandSpec } from '../args';
-import { renderDot, renderMermaid } from '../dag-render';
+import { renderDot, renderMermaid } from '../../workflows/dsl/render';
 import { pipelines } from '../../workflows/pipelines';
 
 const schema = z.object({
