@@ -1,0 +1,64 @@
+// The built-in selftest pipeline end to end on a real Temporal dev server: cpu steps, a gpu
+// scatter over two fake devices, an independent cpu step beside it, and a gather.
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ActivityRegistry } from '../../activities/registry';
+import { selftestImplementations } from '../../activities/selftest/implementations';
+import { fileRef } from '../../activities/engine/implementation';
+import { runPipeline } from '../../workflows/engine/interpreter';
+import { progressQuery } from '../../workflows/engine/messages';
+import { selftest } from '../../workflows/pipelines/selftest';
+import { cpuQueue } from '../../workflows/queues';
+import { startTemporal } from '../support/temporal';
+import { startWorkers, TestWorkers } from '../support/workers';
+
+describe('engine: selftest pipeline', function () {
+  this.timeout(120_000);
+  let env: TestWorkflowEnvironment;
+  let workers: TestWorkers;
+  let workDir: string;
+  const devices = ['testhost.gpu0', 'testhost.gpu1'];
+
+  before(async () => {
+    env = await startTemporal();
+    workers = await startWorkers(env, { registry: new ActivityRegistry(selftestImplementations), devices });
+    workDir = await mkdtemp(join(tmpdir(), 'virnucpro-selftest-'));
+  });
+  after(async () => {
+    await workers?.stop();
+    await env?.teardown();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it('runs every step, spreads the gpu scatter over both devices and gathers the digests', async () => {
+    const files = 8;
+    const handle = await env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(workers.prefix),
+      workflowId: `selftest-${Date.now()}`,
+      args: [{ dag: selftest, inputs: { settings: { files, lines: 32, sleepMs: 300 } }, workDir, taskQueuePrefix: workers.prefix, devices }],
+    });
+    const result = await handle.result();
+
+    const report = fileRef.parse(result.outputs.report);
+    const content = JSON.parse(await readFile(report.path, 'utf8'));
+    assert.equal(content.files, files);
+    assert.equal(content.rows, files * 32);
+    assert.equal(content.digests.length, files);
+    assert.match(content.digests[0], /^[0-9a-f]{64} {2}file-00000\.txt$/);
+
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.state, 'completed');
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(progress.steps).map(([name, s]) => [name, [s.total, s.done, s.pending, s.running, s.failed]])),
+      { generate: [1, 1, 0, 0, 0], digest: [files, files, 0, 0, 0], measure: [1, 1, 0, 0, 0], combine: [1, 1, 0, 0, 0] },
+    );
+    const perDevice = devices.map((d) => progress.devices[d].done);
+    assert.equal(perDevice[0] + perDevice[1], files);
+    assert.ok(perDevice.every((n) => n > 0), `both devices work: ${perDevice}`);
+    assert.ok(progress.steps.digest.latestHeartbeat, 'heartbeat details reach the progress query');
+    assert.deepEqual(progress.outputs, result.outputs);
+  });
+});
