@@ -1,10 +1,11 @@
 /**
- * Opens a read file as a stream of decompressed bytes, choosing the decoder from the
- * file's first bytes (magic numbers), never from its name: users rename files freely.
- * All decoders are JavaScript or WebAssembly so a fresh `npm ci` needs no native build.
+ * Turns a read file (or any byte stream) into a stream of decompressed bytes, choosing the
+ * decoder from the first bytes (magic numbers), never from the name: users rename files
+ * freely. All decoders are JavaScript or WebAssembly, so a fresh `npm ci` needs no native
+ * build. Works on pipes too (nothing is re-read from the start).
  */
-import { open } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { XzReadableStream } from 'xz-decompress';
@@ -19,30 +20,83 @@ const MAGIC: Array<[Compression | 'zstd', number[]]> = [
   ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
   ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
 ];
+const MAGIC_BYTES = 6;
 
-/** Reads the first bytes of `path` and names its compression; errors name the file. */
-export async function detectCompression(path: string): Promise<{ compression: Compression; size: number }> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
+/** Names the compression of data starting with `head` (at least 6 bytes unless the data is shorter). */
+export function detectCompression(head: Uint8Array, name: string): Compression {
+  for (const [format, magic] of MAGIC) {
+    if (head.length >= magic.length && magic.every((b, i) => head[i] === b)) {
+      if (format === 'zstd') throw new ReadInputError(name, 'zstd compression is not supported (use gzip, bzip2 or xz)');
+      return format;
+    }
+  }
+  return 'none';
+}
+
+/** The decompressed content of the file at `path`; missing, unreadable or empty files fail clearly. */
+export async function* readDecompressed(path: string): AsyncGenerator<Uint8Array> {
+  const info = await stat(path).catch((err: unknown) => {
     throw new ReadInputError(path, describeOpenError(err));
+  });
+  if (info.isDirectory()) throw new ReadInputError(path, 'is a directory, not a sequence file');
+  if (info.isFile() && info.size === 0) throw new ReadInputError(path, 'file is empty');
+  const raw = createReadStream(path, { highWaterMark: 1 << 20 });
+  try {
+    yield* decompress(raw, path);
+  } finally {
+    raw.destroy();
+  }
+}
+
+/**
+ * The decompressed content of `source`. `name` (a path or a description) is used in errors.
+ * Decoder failures (truncated or corrupt data) surface as ReadInputError.
+ */
+export async function* decompress(source: AsyncIterable<Uint8Array>, name: string): AsyncGenerator<Uint8Array> {
+  const input = source[Symbol.asyncIterator]();
+  let head: Uint8Array = new Uint8Array(0);
+  try {
+    while (head.length < MAGIC_BYTES) {
+      const next = await input.next();
+      if (next.done) break;
+      head = head.length === 0 ? next.value : Buffer.concat([head, next.value]);
+    }
+  } catch (err) {
+    throw new ReadInputError(name, describeOpenError(err));
+  }
+  if (head.length === 0) throw new ReadInputError(name, 'file is empty');
+  const compression = detectCompression(head, name);
+  const rest = Readable.from(
+    (async function* () {
+      yield head;
+      for (let next = await input.next(); !next.done; next = await input.next()) yield next.value;
+    })(),
+    { objectMode: false },
+  );
+  let decoded: AsyncIterable<Uint8Array>;
+  switch (compression) {
+    case 'none':
+      decoded = rest;
+      break;
+    case 'gzip':
+      decoded = forwardErrors(rest, rest.pipe(createGunzip()));
+      break;
+    case 'bzip2':
+      // unbzip2-stream is an old-style stream; wrap() makes it async-iterable and forwards errors.
+      decoded = new Readable().wrap(forwardErrors(rest, rest.pipe(unbzip2Stream()) as unknown as Readable));
+      break;
+    case 'xz':
+      decoded = Readable.fromWeb(new XzReadableStream(Readable.toWeb(rest) as ReadableStream<Uint8Array>) as never);
+      break;
   }
   try {
-    const stat = await handle.stat();
-    if (stat.isDirectory()) throw new ReadInputError(path, 'is a directory, not a sequence file');
-    if (stat.size === 0) throw new ReadInputError(path, 'file is empty');
-    const head = Buffer.alloc(8);
-    const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    for (const [name, magic] of MAGIC) {
-      if (bytesRead >= magic.length && magic.every((b, i) => head[i] === b)) {
-        if (name === 'zstd') throw new ReadInputError(path, 'zstd compression is not supported (use gzip, bzip2 or xz)');
-        return { compression: name, size: stat.size };
-      }
-    }
-    return { compression: 'none', size: stat.size };
+    for await (const chunk of decoded) yield chunk;
+  } catch (err) {
+    if (err instanceof ReadInputError) throw err;
+    const reason = compression === 'none' ? (err as Error).message : `corrupt or truncated ${compression} data (${(err as Error).message})`;
+    throw new ReadInputError(name, reason);
   } finally {
-    await handle.close();
+    rest.destroy();
   }
 }
 
@@ -51,44 +105,11 @@ function describeOpenError(err: unknown): string {
   if (code === 'ENOENT') return 'file not found';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'is a directory, not a sequence file';
-  return `cannot open: ${(err as Error).message}`;
-}
-
-/**
- * The decompressed content of `path` as an async iterable of byte chunks. Decoder
- * failures (truncated or corrupt streams) surface as ReadInputError naming the file.
- */
-export async function* readDecompressed(path: string): AsyncGenerator<Uint8Array> {
-  const { compression } = await detectCompression(path);
-  const raw = createReadStream(path, { highWaterMark: 1 << 20 });
-  let decoded: AsyncIterable<Uint8Array>;
-  switch (compression) {
-    case 'none':
-      decoded = raw;
-      break;
-    case 'gzip':
-      decoded = guardStream(raw, raw.pipe(createGunzip()));
-      break;
-    case 'bzip2':
-      // unbzip2-stream is an old-style stream; wrap() makes it async-iterable and forwards errors.
-      decoded = new Readable().wrap(guardStream(raw, raw.pipe(unbzip2Stream())));
-      break;
-    case 'xz':
-      decoded = Readable.fromWeb(new XzReadableStream(Readable.toWeb(raw) as ReadableStream<Uint8Array>) as never);
-      break;
-  }
-  try {
-    for await (const chunk of decoded) yield chunk;
-  } catch (err) {
-    throw new ReadInputError(path, `corrupt or truncated ${compression} data (${(err as Error).message})`);
-  } finally {
-    raw.destroy();
-  }
+  return `cannot read: ${(err as Error).message}`;
 }
 
 /** `pipe` does not forward source errors; forward them so iteration rejects instead of hanging. */
-function guardStream(source: Readable, decoder: NodeJS.ReadWriteStream): Readable {
-  const out = decoder as unknown as Readable;
-  source.on('error', (err) => out.destroy(err));
-  return out;
+function forwardErrors(source: Readable, decoder: Readable): Readable {
+  source.on('error', (err) => decoder.destroy(err));
+  return decoder;
 }

@@ -4,6 +4,10 @@
  * longest record, not the file. Parsing follows Biopython's `SeqIO.parse(..., "fasta")`,
  * which the original used: id = first whitespace-separated word of the header, sequence
  * = all lines up to the next header with spaces, tabs and line ends removed, case kept.
+ *
+ * Hot path: a file of short reads is millions of tiny records, so lines are handled as
+ * (buffer, start, end) triples without views, sequences are copied straight into shared
+ * slabs, and ids are cut from the header bytes without decoding whole headers.
  */
 import { ReadInputError } from './errors';
 
@@ -12,9 +16,7 @@ export interface SequenceRecord {
   number: number;
   /** First word of the header, as Biopython's `record.id`. */
   id: string;
-  /** The header after '>' or '@', trailing whitespace removed. */
-  description: string;
-  /** Residues as in the file (case kept), whitespace removed. */
+  /** Residues as in the file (case kept), whitespace removed. A view into a shared slab. */
   sequence: Uint8Array;
 }
 
@@ -30,19 +32,23 @@ for (let b = 0x21; b < 0x7f; b++) BYTE_CLASS[b] = KEEP;
 for (const b of [0x20, 0x09, 0x0d, 0x0a]) BYTE_CLASS[b] = SKIP;
 for (const c of 'EFIJLOPQZefijlopqz') BYTE_CLASS[c.charCodeAt(0)] = PROTEIN_ONLY;
 
+// ASCII bytes Python's str.split() treats as whitespace (\t \n \v \f \r, 0x1c-0x1f, space).
+const ASCII_SPACE = new Uint8Array(256);
+for (const b of [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1c, 0x1d, 0x1e, 0x1f, 0x20]) ASCII_SPACE[b] = 1;
+// The full str.isspace() set, for headers with non-ASCII text.
+const PY_WHITESPACE = /[\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
+
 /** Share of protein-only letters above which a record is taken for protein, not DNA. */
 const PROTEIN_LETTER_SHARE = 0.1;
 /** Records shorter than this are too short to judge by letter frequencies. */
 const PROTEIN_CHECK_MIN_LENGTH = 30;
 
-// Python's str.isspace() set, which `str.split()` (hence Biopython's id) splits on.
-const PY_WHITESPACE = /[\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
+const SLAB_BYTES = 1 << 20;
 
 const GT = 0x3e; // '>'
 const AT = 0x40; // '@'
 const PLUS = 0x2b; // '+'
 const LF = 0x0a;
-const CR = 0x0d;
 
 const enum State {
   Start,
@@ -59,8 +65,10 @@ export class FastxParser {
   private format: SequenceFormat | undefined;
   private partialLine: Uint8Array = new Uint8Array(0);
   private recordNumber = 0;
-  private header = '';
-  private seq = new Uint8Array(1 << 12);
+  private id = '';
+  // The record being read occupies slab[seqStart, seqStart + seqLength).
+  private slab = new Uint8Array(SLAB_BYTES);
+  private seqStart = 0;
   private seqLength = 0;
   private proteinLetters = 0;
   private qualityLength = 0;
@@ -81,14 +89,15 @@ export class FastxParser {
         this.partialLine = concat(this.partialLine, chunk);
         return this.drain();
       }
-      this.line(concat(this.partialLine, chunk.subarray(0, firstEnd)));
+      const joined = concat(this.partialLine, chunk.subarray(0, firstEnd));
       this.partialLine = new Uint8Array(0);
+      this.line(joined, 0, joined.length);
       lineStart = firstEnd + 1;
     }
     for (;;) {
       const end = chunk.indexOf(LF, lineStart);
       if (end < 0) break;
-      this.line(chunk.subarray(lineStart, end));
+      this.line(chunk, lineStart, end);
       lineStart = end + 1;
     }
     // Copy: the caller may reuse its buffer after push returns.
@@ -99,8 +108,9 @@ export class FastxParser {
   /** Ends the input; returns the last record and checks the file was not cut short. */
   finish(): SequenceRecord[] {
     if (this.partialLine.length > 0) {
-      this.line(this.partialLine);
+      const last = this.partialLine;
       this.partialLine = new Uint8Array(0);
+      this.line(last, 0, last.length);
     }
     switch (this.state) {
       case State.Start:
@@ -114,6 +124,7 @@ export class FastxParser {
       case State.FastqQuality:
         // A complete record would have moved on to FastqHeader.
         this.fail(`quality is shorter than the sequence (${this.qualityLength} < ${this.seqLength}; file truncated?)`);
+        break;
       case State.FastqHeader:
         break;
     }
@@ -126,27 +137,18 @@ export class FastxParser {
     return records;
   }
 
-  private line(bytes: Uint8Array): void {
+  private line(buf: Uint8Array, start: number, end: number): void {
     switch (this.state) {
-      case State.Start:
-        this.startLine(bytes);
-        return;
       case State.FastaSequence:
-        if (bytes[0] === GT) {
+        if (buf[start] === GT) {
           this.emit();
-          this.beginRecord(bytes);
+          this.beginRecord(buf, start, end);
         } else {
-          this.appendSequence(bytes);
+          this.appendSequence(buf, start, end);
         }
         return;
-      case State.FastqHeader:
-        if (isBlank(bytes)) return;
-        if (bytes[0] !== AT) this.failAfterRecord(`expected a FASTQ header starting with "@", found "${preview(bytes)}"`);
-        this.beginRecord(bytes);
-        this.state = State.FastqSequence;
-        return;
       case State.FastqSequence:
-        if (bytes[0] === PLUS) {
+        if (buf[start] === PLUS) {
           this.qualityLength = 0;
           if (this.seqLength === 0) {
             // An empty read's quality line is empty too; the header state skips it as blank.
@@ -156,102 +158,125 @@ export class FastxParser {
             this.state = State.FastqQuality;
           }
         } else {
-          this.appendSequence(bytes);
+          this.appendSequence(buf, start, end);
         }
         return;
       case State.FastqQuality:
-        this.qualityLength += trimmedLength(bytes);
+        while (end > start && BYTE_CLASS[buf[end - 1]] === SKIP) end--;
+        this.qualityLength += end - start;
         if (this.qualityLength > this.seqLength) {
           this.fail(`quality length ${this.qualityLength} differs from sequence length ${this.seqLength}`);
         }
         if (this.qualityLength === this.seqLength) {
-          this.state = State.FastqHeader;
           this.emit();
+          this.state = State.FastqHeader;
         }
+        return;
+      case State.FastqHeader:
+        if (isBlank(buf, start, end)) return;
+        if (buf[start] !== AT) {
+          throw new ReadInputError(this.file, `expected a FASTQ header starting with "@", found "${preview(buf, start, end)}"`, {
+            number: this.recordNumber + 1,
+            id: '',
+          });
+        }
+        this.beginRecord(buf, start, end);
+        this.state = State.FastqSequence;
+        return;
+      case State.Start:
+        this.startLine(buf, start, end);
         return;
     }
   }
 
-  private startLine(bytes: Uint8Array): void {
-    if (isBlank(bytes)) return;
-    if (looksBinary(bytes)) throw new ReadInputError(this.file, 'binary data: not a FASTA/FASTQ text file (or an unsupported compression)');
-    if (bytes[0] === GT) {
+  private startLine(buf: Uint8Array, start: number, end: number): void {
+    if (isBlank(buf, start, end)) return;
+    if (looksBinary(buf, start, end)) {
+      throw new ReadInputError(this.file, 'binary data: not a FASTA/FASTQ text file (or an unsupported compression)');
+    }
+    if (buf[start] === GT) {
       this.format = 'fasta';
-      this.beginRecord(bytes);
       this.state = State.FastaSequence;
-    } else if (bytes[0] === AT) {
+    } else if (buf[start] === AT) {
       this.format = 'fastq';
-      this.beginRecord(bytes);
       this.state = State.FastqSequence;
     } else {
-      throw new ReadInputError(this.file, `not FASTA or FASTQ: the first line should start with ">" or "@", found "${preview(bytes)}"`);
+      throw new ReadInputError(this.file, `not FASTA or FASTQ: the first line should start with ">" or "@", found "${preview(buf, start, end)}"`);
     }
+    this.beginRecord(buf, start, end);
   }
 
-  private beginRecord(headerLine: Uint8Array): void {
+  /** Takes the id from the header line (after its '>' or '@') and starts a new sequence. */
+  private beginRecord(buf: Uint8Array, start: number, end: number): void {
     this.recordNumber += 1;
-    let end = headerLine.length;
-    if (end > 0 && headerLine[end - 1] === CR) end -= 1;
-    const header = headerLine.subarray(1, end);
-    for (const b of header) {
-      if (b < 0x20 && b !== 0x09) {
+    let ascii = true;
+    for (let i = start + 1; i < end; i++) {
+      const b = buf[i];
+      if (b >= 0x80) ascii = false;
+      else if (b < 0x20 && ASCII_SPACE[b] === 0) {
         throw new ReadInputError(this.file, 'binary data in the header line', { number: this.recordNumber, id: '' });
       }
     }
-    this.header = utf8.decode(header).replace(/\s+$/u, '');
+    if (ascii) {
+      let i = start + 1;
+      while (i < end && ASCII_SPACE[buf[i]] === 1) i++;
+      let j = i;
+      while (j < end && ASCII_SPACE[buf[j]] === 0) j++;
+      this.id = asBuffer(buf).toString('latin1', i, j);
+    } else {
+      this.id = utf8.decode(buf.subarray(start + 1, end)).trim().split(PY_WHITESPACE, 1)[0] ?? '';
+    }
     this.seqLength = 0;
     this.proteinLetters = 0;
   }
 
-  private appendSequence(bytes: Uint8Array): void {
-    const needed = this.seqLength + bytes.length;
-    if (needed > this.seq.length) {
-      // Doubling keeps appends amortised O(1) for multi-megabase records.
-      const grown = new Uint8Array(Math.max(needed, this.seq.length * 2));
-      grown.set(this.seq.subarray(0, this.seqLength));
-      this.seq = grown;
-    }
-    const seq = this.seq;
-    let n = this.seqLength;
-    for (let i = 0; i < bytes.length; i++) {
-      const b = bytes[i];
+  private appendSequence(buf: Uint8Array, start: number, end: number): void {
+    if (this.seqStart + this.seqLength + (end - start) > this.slab.length) this.moveToNewSlab(end - start);
+    const slab = this.slab;
+    let n = this.seqStart + this.seqLength;
+    for (let i = start; i < end; i++) {
+      const b = buf[i];
       const cls = BYTE_CLASS[b];
       if (cls === KEEP) {
-        seq[n++] = b;
+        slab[n++] = b;
       } else if (cls === PROTEIN_ONLY) {
-        seq[n++] = b;
+        slab[n++] = b;
         this.proteinLetters++;
       } else if (cls === BINARY) {
         this.fail(`binary data in the sequence (byte 0x${b.toString(16).padStart(2, '0')})`);
       }
     }
-    this.seqLength = n;
+    this.seqLength = n - this.seqStart;
+  }
+
+  /** Starts a fresh slab holding the current record's bases with room for `more`; doubling keeps long records linear. */
+  private moveToNewSlab(more: number): void {
+    const needed = this.seqLength + more;
+    const next = new Uint8Array(Math.max(SLAB_BYTES, needed, needed > SLAB_BYTES / 2 ? 2 * needed : 0));
+    next.set(this.slab.subarray(this.seqStart, this.seqStart + this.seqLength));
+    this.slab = next;
+    this.seqStart = 0;
   }
 
   private emit(): void {
-    const id = this.header.split(PY_WHITESPACE, 1)[0] ?? '';
     if (this.seqLength >= PROTEIN_CHECK_MIN_LENGTH && this.proteinLetters > PROTEIN_LETTER_SHARE * this.seqLength) {
       this.fail(
         `looks like protein, not DNA: ${this.proteinLetters} of ${this.seqLength} letters (E F I L P Q ...) are not nucleotide or IUPAC codes`,
       );
     }
-    this.out.push({
-      number: this.recordNumber,
-      id,
-      description: this.header,
-      sequence: this.seq.slice(0, this.seqLength),
-    });
+    const end = this.seqStart + this.seqLength;
+    this.out.push({ number: this.recordNumber, id: this.id, sequence: this.slab.subarray(this.seqStart, end) });
+    this.seqStart = end;
+    this.seqLength = 0;
   }
 
   private fail(problem: string): never {
-    const id = this.header.split(PY_WHITESPACE, 1)[0] ?? '';
-    throw new ReadInputError(this.file, problem, { number: this.recordNumber, id });
+    throw new ReadInputError(this.file, problem, { number: this.recordNumber, id: this.id });
   }
+}
 
-  /** For problems found after a record ended: blame the following (unnamed) record. */
-  private failAfterRecord(problem: string): never {
-    throw new ReadInputError(this.file, problem, { number: this.recordNumber + 1, id: '' });
-  }
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -261,27 +286,21 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-function isBlank(bytes: Uint8Array): boolean {
-  for (const b of bytes) if (BYTE_CLASS[b] !== SKIP) return false;
+function isBlank(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (BYTE_CLASS[buf[i]] !== SKIP) return false;
   return true;
 }
 
-function trimmedLength(bytes: Uint8Array): number {
-  let end = bytes.length;
-  while (end > 0 && BYTE_CLASS[bytes[end - 1]] === SKIP) end--;
-  return end;
-}
-
-function looksBinary(bytes: Uint8Array): boolean {
-  const n = Math.min(bytes.length, 512);
-  for (let i = 0; i < n; i++) {
-    const b = bytes[i];
+function looksBinary(buf: Uint8Array, start: number, end: number): boolean {
+  const stop = Math.min(end, start + 512);
+  for (let i = start; i < stop; i++) {
+    const b = buf[i];
     if (b === 0 || (b < 0x20 && b !== 0x09 && b !== 0x0d)) return true;
   }
   return false;
 }
 
-function preview(bytes: Uint8Array): string {
-  const text = Buffer.from(bytes.subarray(0, 40)).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
-  return bytes.length > 40 ? `${text}...` : text;
+function preview(buf: Uint8Array, start: number, end: number): string {
+  const text = Buffer.from(buf.subarray(start, Math.min(end, start + 40))).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
+  return end - start > 40 ? `${text}...` : text;
 }

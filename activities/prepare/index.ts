@@ -1,6 +1,6 @@
 // Read preparation: reading, chunking, six-frame translation, frame shards.
-export { readSequences, type SequenceRecord, type SequenceFormat } from './sequence-reader';
-export { detectCompression, type Compression } from './decompress';
+export { readSequences, readSequencesFrom, type SequenceRecord, type SequenceFormat } from './sequence-reader';
+export { detectCompression, decompress, type Compression } from './decompress';
 export { ReadInputError } from './errors';
 export { chunkSpans, chunkName, type ChunkSpan } from './chunking';
 export { SixFrameTranslator, type KeptFrame, type FrameName } from './translation';

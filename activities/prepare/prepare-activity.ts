@@ -18,6 +18,7 @@ import { fileRef, type FileRef } from '../engine/implementation';
 import { FrameColumns, recordsBatch } from './arrow-tables';
 import { ReadInputError } from './errors';
 import { emptyStats, prepareChunks, type ReadRecord, type Warn } from './prepared-reads';
+import { readSequences } from './sequence-reader';
 
 export const DEFAULT_SHARD_FRAMES = 50_000;
 /** Records per Arrow batch of the records table (it is streamed, never held whole). */
@@ -104,7 +105,7 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
   };
 
   try {
-    for await (const chunk of prepareChunks(input.input, input.expectedLength, stats, hooks.warn)) {
+    for await (const chunk of prepareChunks(readSequences(input.input), input.input, input.expectedLength, stats, hooks.warn)) {
       hooks.signal?.throwIfAborted();
       if (chunk.k === 1) {
         await records.add(chunk.record);

@@ -4,7 +4,7 @@
  * in six frames. Consumers (frame shards, the original's FASTA files) only format it.
  */
 import { chunkName, chunkSpans } from './chunking';
-import { readSequences } from './sequence-reader';
+import type { SequenceRecord } from './sequence-reader';
 import { KeptFrame, SixFrameTranslator } from './translation';
 import { UniqueIds } from './unique-ids';
 
@@ -51,10 +51,11 @@ export const WARNINGS_PER_KIND = 20;
 export type Warn = (message: string) => void;
 
 /**
- * Chunks of every record of `path`, in input order. `stats` is updated as the stream is
- * consumed; `warn` receives skipped-record and renamed-id notices.
+ * Chunks of every record, in input order (`path` names the input in warnings). `stats` is
+ * updated as the stream is consumed; `warn` receives skipped-record and renamed-id notices.
  */
 export async function* prepareChunks(
+  records: AsyncIterable<SequenceRecord>,
   path: string,
   expectedLength: number,
   stats: PrepareStats,
@@ -62,7 +63,7 @@ export async function* prepareChunks(
 ): AsyncGenerator<PreparedChunk> {
   const ids = new UniqueIds();
   const translator = new SixFrameTranslator();
-  for await (const input of readSequences(path)) {
+  for await (const input of records) {
     if (input.sequence.length === 0) {
       stats.skippedEmpty++;
       if (stats.skippedEmpty <= WARNINGS_PER_KIND) {

@@ -2,14 +2,23 @@
  * Streams the records of a FASTA or FASTQ file, plain or gzip/bzip2/xz compressed.
  * Never holds more than one record and one decompressed block in memory.
  */
-import { readDecompressed } from './decompress';
+import { decompress, readDecompressed } from './decompress';
 import { FastxParser, SequenceRecord } from './fastx-parser';
 
 export type { SequenceRecord, SequenceFormat } from './fastx-parser';
 
-export async function* readSequences(path: string): AsyncGenerator<SequenceRecord> {
-  const parser = new FastxParser(path);
-  for await (const chunk of readDecompressed(path)) {
+export function readSequences(path: string): AsyncGenerator<SequenceRecord> {
+  return parseRecords(readDecompressed(path), path);
+}
+
+/** The same from any byte stream (a pipe, generated data); `name` is used in errors. */
+export function readSequencesFrom(source: AsyncIterable<Uint8Array>, name: string): AsyncGenerator<SequenceRecord> {
+  return parseRecords(decompress(source, name), name);
+}
+
+async function* parseRecords(bytes: AsyncIterable<Uint8Array>, name: string): AsyncGenerator<SequenceRecord> {
+  const parser = new FastxParser(name);
+  for await (const chunk of bytes) {
     yield* parser.push(chunk);
   }
   yield* parser.finish();
