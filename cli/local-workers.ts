@@ -21,6 +21,12 @@ export interface LocalWorkers {
   finished: Promise<void>;
   /** Tells a run these devices are available (runs started elsewhere do not know them). */
   announce(handle: WorkflowHandle): Promise<void>;
+  /**
+   * Announces now and again every `intervalMs` until shutdown. Re-announcing is what brings a
+   * device back at once when the run marked it stalled because a previous worker for it died;
+   * the run's stall cool-down then only applies to devices nobody serves.
+   */
+  offerTo(handle: WorkflowHandle, intervalMs?: number): Promise<void>;
   /** Tells running runs these devices leave, so their tasks move at once. */
   withdraw(client: Client): Promise<void>;
   shutdown(): Promise<void>;
@@ -41,11 +47,19 @@ export async function startLocalWorkers(settings: Settings, logger: winston.Logg
   logger.info(`workers: cpu queue and ${devices.length} device queue(s) [${devices.join(', ')}] (${discovery.source})`);
   const finished = Promise.all(workers.map((w) => w.run())).then(() => undefined);
   let stopped = false;
+  const timers: NodeJS.Timeout[] = [];
+  const announce = async (handle: WorkflowHandle) => {
+    for (const device of devices) await handle.signal(deviceJoinedSignal, { device });
+  };
   return {
     devices,
     finished,
-    announce: async (handle) => {
-      for (const device of devices) await handle.signal(deviceJoinedSignal, { device });
+    announce,
+    offerTo: async (handle, intervalMs = 10_000) => {
+      await announce(handle);
+      const timer = setInterval(() => announce(handle).catch((err: Error) => logger.debug(`could not announce devices: ${err.message}`)), intervalMs);
+      timer.unref();
+      timers.push(timer);
     },
     withdraw: async (client) => {
       for await (const execution of client.workflow.list({ query: 'ExecutionStatus = "Running" AND WorkflowType = "runPipeline"' })) {
@@ -56,6 +70,7 @@ export async function startLocalWorkers(settings: Settings, logger: winston.Logg
     shutdown: async () => {
       if (stopped) return;
       stopped = true;
+      timers.forEach(clearInterval);
       for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
       await finished.catch((err: Error) => logger.warn(`a worker stopped with an error: ${err.message}`));
       await connection.close().catch(() => undefined);

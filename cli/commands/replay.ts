@@ -60,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
       memo: description.memo,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     });
+    if (workers) await workers.offerTo(replayed);
     logger.info(`replaying ${description.workflowId} as run ${replayed.firstExecutionRunId} (completed steps come from the cache)`);
     const link = runUiLink(session.settings, description.workflowId, replayed.firstExecutionRunId);
     if (link) logger.info(`web UI: ${link}`);

@@ -93,7 +93,7 @@ export async function run(argv: string[]): Promise<number> {
     logger.info(`${started.attached ? 'attached to' : 'started'} run ${started.workflowId}`, { run_id: started.runId });
     const link = runUiLink(settings, started.workflowId, started.runId);
     if (link) logger.info(`web UI: ${link}`);
-    if (workers) await workers.announce(started.handle);
+    if (workers) await workers.offerTo(started.handle);
     const result = await follow<RunPipelineResult>(started.handle, logger, { enabled: options.progress && !options.quiet, lineIntervalS: 10 });
     const report = fileOutput.parse(result.outputs.report).path;
     const problems = checkReport(report, options.files);

@@ -1,16 +1,11 @@
 // `virnucpro translate INPUT -e {300,500} -o DIR`: the original's preparation step alone.
 // Writes the three intermediate files a VirNucPro run leaves on disk, byte-identical to the
 // original's, so users can compare with runs they already have or feed other tools.
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { commonShape, parseCommand, type CommandSpec } from '../args';
 import { createLogger } from '../logging';
-import { OriginalFilesWriter, originalFilePaths, originalStem } from '../../activities/prepare/original-files';
-import { emptyStats, prepareChunks, type ReadRecord } from '../../activities/prepare/prepared-reads';
 import { ReadInputError } from '../../activities/prepare/errors';
-import { readSequences } from '../../activities/prepare/sequence-reader';
-import { TextFileWriter } from '../../activities/outputs/text-file-writer';
+import { translateFile } from '../../activities/prepare/translate-files';
 
 const schema = z.object({
   _: z.tuple([z.string().min(1)]),
@@ -41,40 +36,18 @@ export async function run(argv: string[]): Promise<number> {
   if (!options) return 0;
   const logger = createLogger(options);
   const [input] = options._;
-  await mkdir(options.outputDir, { recursive: true });
-  const paths = originalFilePaths(options.outputDir, input, options.expectedLength);
-  const writer = await OriginalFilesWriter.open(paths);
-  const stats = emptyStats();
-  const renamed: ReadRecord[] = [];
   try {
-    for await (const chunk of prepareChunks(readSequences(input), input, options.expectedLength, stats, (m) => logger.warn(m))) {
-      if (chunk.k === 1 && chunk.record.id !== chunk.record.originalId) renamed.push(chunk.record);
-      await writer.add(chunk);
-    }
-    if (stats.records === 0) throw new ReadInputError(input, 'no record with a non-empty sequence');
-    await writer.commit();
+    const { paths, idMap, stats } = await translateFile(input, options.expectedLength, options.outputDir, (m) => logger.warn(m));
+    logger.info(
+      `${stats.records} records (${stats.bases} bases) -> ${stats.chunks} chunks -> ${stats.frames} frames` +
+        (stats.skippedEmpty ? `; ${stats.skippedEmpty} empty records skipped` : '') +
+        (stats.duplicates ? `; ${stats.duplicates} duplicate ids renamed` : ''),
+    );
+    for (const path of [...Object.values(paths), ...(idMap ? [idMap] : [])]) process.stdout.write(`${path}\n`);
+    return 0;
   } catch (err) {
-    await writer.abandon();
-    if (err instanceof ReadInputError) {
-      logger.error(err.message);
-      return 2;
-    }
-    throw err;
+    if (!(err instanceof ReadInputError)) throw err;
+    logger.error(err.message);
+    return 2;
   }
-  if (renamed.length > 0) await writeIdMap(join(options.outputDir, `${originalStem(input)}_id_map.tsv`), renamed);
-  logger.info(
-    `${stats.records} records (${stats.bases} bases) -> ${stats.chunks} chunks -> ${stats.frames} frames` +
-      (stats.skippedEmpty ? `; ${stats.skippedEmpty} empty records skipped` : '') +
-      (stats.duplicates ? `; ${stats.duplicates} duplicate ids renamed` : ''),
-  );
-  for (const path of Object.values(paths)) process.stdout.write(`${path}\n`);
-  return 0;
-}
-
-async function writeIdMap(path: string, renamed: ReadRecord[]): Promise<void> {
-  const out = await TextFileWriter.open(path);
-  await out.line('record_number\toriginal_id\tused_id', false);
-  for (const r of renamed) await out.line(`${r.number}\t${r.originalId}\t${r.id}`);
-  await out.commit();
-  process.stdout.write(`${path}\n`);
 }

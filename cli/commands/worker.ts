@@ -1,7 +1,8 @@
 // `virnucpro worker`: serves this host's CPU queue and one queue per local device for runs
-// started anywhere, until SIGINT/SIGTERM. Running runs are told when its devices join (at start,
-// and for runs that appear later) and when they leave (on a clean stop), so their scheduler uses
-// the devices at once and moves their unfinished tasks elsewhere on the way out.
+// started anywhere, until SIGINT/SIGTERM. Every running run is told the devices are there (at
+// start and then every --announce-interval seconds, which also lifts a stall mark left by a
+// previous worker that died) and that they leave (on a clean stop), so its scheduler uses them
+// at once and moves their unfinished tasks elsewhere on the way out.
 import { z } from 'zod';
 import { commonShape, parseCommand, type CommandSpec } from '../args';
 import { discoverDevices } from '../devices';
@@ -20,7 +21,7 @@ const spec: CommandSpec<z.infer<typeof schema>> = {
   summary: "Serve this host's CPU queue and one GPU queue per local device, until interrupted.",
   options: [
     { long: 'devices', value: 'LIST', help: 'devices to serve: 0,1 | cpu | cpu:N (default: CUDA_VISIBLE_DEVICES, else nvidia-smi, else one CPU device)' },
-    { long: 'announce-interval', value: 'SECONDS', help: 'how often to look for new runs to offer the devices to (default 15)' },
+    { long: 'announce-interval', value: 'SECONDS', help: 'how often to offer the devices to running runs (default 15)' },
   ],
   epilog: 'Point every host at the same Temporal cluster (TEMPORAL_ADDRESS or -c FILE) and run a worker on each.',
   schema,
@@ -33,20 +34,19 @@ export async function run(argv: string[]): Promise<number> {
   const { client, logger } = session;
   const workers = await startLocalWorkers(session.settings, logger, discoverDevices(options.devices));
   const announced = new Set<string>();
-  const announceToNewRuns = async () => {
+  const announceToRunningRuns = async () => {
     try {
       for await (const execution of client.workflow.list({ query: 'ExecutionStatus = "Running" AND WorkflowType = "runPipeline"' })) {
-        if (announced.has(execution.runId)) continue;
         await workers.announce(client.workflow.getHandle(execution.workflowId, execution.runId));
+        if (!announced.has(execution.runId)) logger.info(`offered ${workers.devices.join(', ')} to run ${execution.workflowId}`);
         announced.add(execution.runId);
-        logger.info(`offered ${workers.devices.join(', ') || 'the cpu queue'} to run ${execution.workflowId}`);
       }
     } catch (err) {
       logger.debug(`could not list running runs: ${(err as Error).message}`);
     }
   };
-  await announceToNewRuns();
-  const timer = setInterval(() => void announceToNewRuns(), options.announceInterval * 1000);
+  await announceToRunningRuns();
+  const timer = setInterval(() => void announceToRunningRuns(), options.announceInterval * 1000);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
