@@ -1,0 +1,139 @@
+// gpu scheduling on real per-device task queues: a fast and a three times slower device share a
+// scatter with the fast one kept busy; a device that stops heartbeating loses its task to the
+// other device; a task that keeps failing fails the run after its bounded attempts.
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowFailedError } from '@temporalio/client';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ActivityRegistry } from '../../activities/registry';
+import { definePipeline } from '../../workflows/dsl/define';
+import type { JsonValue } from '../../workflows/dsl/types';
+import { runPipeline } from '../../workflows/engine/interpreter';
+import { EngineOptions, progressQuery } from '../../workflows/engine/messages';
+import { cpuQueue } from '../../workflows/queues';
+import { startTemporal } from '../support/temporal';
+import { startWorkers, TestWorkers } from '../support/workers';
+import { JournalEntry, journal, testImplementations } from './test-implementations';
+
+const FAST = 'fast.gpu0';
+const SLOW = 'slow.gpu0';
+
+function gpuScatter(name: string, params: Record<string, JsonValue>, maximumAttempts = 3) {
+  return definePipeline({
+    name,
+    inputs: { numbers: 'number[]' },
+    processes: {
+      work: {
+        implementation: 'test.work',
+        resource: 'gpu',
+        cache: false,
+        params,
+        retry: { maximumAttempts },
+        timeouts: { startToClose: '1m', heartbeat: '1s' },
+        inputs: { n: { from: 'inputs.numbers', type: 'number', mode: 'scatter' } },
+        outputs: { doubled: 'number' },
+      },
+    },
+    outputs: { doubled: 'work.doubled' },
+  });
+}
+
+describe('engine: gpu scheduling', function () {
+  this.timeout(120_000);
+  let env: TestWorkflowEnvironment;
+  let workers: TestWorkers;
+  let workDir: string;
+
+  before(async () => {
+    env = await startTemporal();
+    workers = await startWorkers(env, { registry: new ActivityRegistry(testImplementations), devices: [FAST, SLOW] });
+  });
+  beforeEach(async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'virnucpro-gpu-'));
+  });
+  afterEach(async () => {
+    await rm(workDir, { recursive: true, force: true });
+  });
+  after(async () => {
+    await workers?.stop();
+    await env?.teardown();
+  });
+
+  let runs = 0;
+  function start(dag: ReturnType<typeof gpuScatter>, numbers: number[], options: Partial<EngineOptions> = {}) {
+    return env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(workers.prefix),
+      workflowId: `gpu-${Date.now()}-${runs++}`,
+      args: [{ dag, inputs: { numbers }, workDir, taskQueuePrefix: workers.prefix, devices: [FAST, SLOW], options }],
+    });
+  }
+
+  it('keeps the fast device busy while a 3x slower one takes fewer tasks; no task completes twice', async () => {
+    const base = 10_000;
+    // Tasks of 400 ms: each hand-over costs the worker a poll (~10-20 ms), negligible for real shards.
+    const numbers = Array.from({ length: 20 }, (_, i) => base + i);
+    const handle = await start(gpuScatter('balance', { ms: 400, slowdown: { [SLOW]: 3 } }), numbers);
+    const result = await handle.result();
+    assert.deepEqual(result.outputs.doubled, numbers.map((n) => 2 * n));
+
+    const entries = journal.filter((e) => e.item !== null && e.item >= base && e.item < base + numbers.length);
+    const completed = entries.filter((e) => e.outcome === 'completed');
+    const perItem = new Map<number, number>();
+    for (const e of completed) perItem.set(e.item!, (perItem.get(e.item!) ?? 0) + 1);
+    assert.equal(perItem.size, numbers.length);
+    assert.ok([...perItem.values()].every((n) => n === 1), 'every task completed exactly once');
+
+    // A task moved off the slow device may still be winding down (end 0): it ends the run for no one.
+    const span = Math.max(...completed.map((e) => e.end)) - Math.min(...entries.map((e) => e.start));
+    const fastBusy = busyTime(entries.filter((e) => e.device === FAST));
+    const idle = (span - fastBusy) / span;
+    const fastDone = completed.filter((e) => e.device === FAST).length;
+    const slowDone = completed.filter((e) => e.device === SLOW).length;
+    console.log(`      fast device: ${fastDone} tasks, idle ${(100 * idle).toFixed(1)}% of ${span} ms; slow device: ${slowDone} tasks`);
+    assert.ok(idle < 0.1, `fast device idle ${(100 * idle).toFixed(1)}% of the run`);
+    assert.ok(fastDone > 2 * slowDone, `the fast device takes most tasks (${fastDone} vs ${slowDone})`);
+
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.devices[FAST].done + progress.devices[SLOW].done, numbers.length);
+    assert.ok(progress.devices[FAST].meanTaskSeconds! < progress.devices[SLOW].meanTaskSeconds!);
+  });
+
+  it('moves the task of a device that stops heartbeating to the other device', async () => {
+    const base = 20_000;
+    // Enough work that the fast device is still busy when the hung task's heartbeat times out.
+    const numbers = Array.from({ length: 20 }, (_, i) => base + i);
+    const handle = await start(gpuScatter('stall', { ms: 100, stallDevice: SLOW, stallMs: 4000 }), numbers, { stalledCooldownMs: 60_000 });
+    const result = await handle.result();
+    assert.deepEqual(result.outputs.doubled, numbers.map((n) => 2 * n));
+
+    const entries = journal.filter((e) => e.item !== null && e.item >= base && e.item < base + numbers.length);
+    const stalledEntry = entries.find((e) => e.outcome === 'stalled');
+    assert.ok(stalledEntry, 'the slow device hung on its first task');
+    assert.equal(stalledEntry.device, SLOW);
+    const rescued = entries.filter((e) => e.item === stalledEntry.item && e.outcome === 'completed');
+    assert.equal(rescued.length, 1, 'the hung task completed once, elsewhere');
+    assert.equal(rescued[0].device, FAST);
+    assert.ok(rescued[0].attempt >= 2, 'the rescue counts as a later attempt');
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.devices[SLOW].state, 'stalled');
+    assert.equal(progress.steps.work.done, numbers.length);
+  });
+
+  it('fails the run with a clear message after the bounded attempts', async () => {
+    const base = 30_000;
+    const handle = await start(gpuScatter('doomed', { ms: 10, failItems: [base + 1] }, 3), [base, base + 1, base + 2]);
+    const error = await handle.result().then(
+      () => assert.fail('the run should fail'),
+      (e: unknown) => e as WorkflowFailedError,
+    );
+    assert.match(String(error.cause?.message), /gpu task work\[1\] failed 3 time\(s\) \(devices tried: .+\); last error: item 30001 is poisoned/);
+    assert.equal(journal.filter((e) => e.item === base + 1).length, 3, 'exactly the bounded number of attempts');
+  });
+});
+
+/** Total time covered by the entries' [start, end] intervals (they may touch but not overlap). */
+function busyTime(entries: JournalEntry[]): number {
+  return entries.reduce((total, e) => total + (e.end - e.start), 0);
+}
