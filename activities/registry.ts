@@ -3,6 +3,9 @@
 import type { Dag } from '../workflows/dsl/types';
 import type { Implementation } from './engine/implementation';
 import { selftestImplementations } from './selftest/implementations';
+import { prepareImplementation } from './prepare/implementation';
+import { embedShard } from './gpu/embed-shard';
+import { writeOutputsImplementation } from './outputs/implementation';
 
 export class ActivityRegistry {
   private readonly byName = new Map<string, Implementation>();
@@ -33,5 +36,5 @@ export class ActivityRegistry {
 
 /** Everything the `virnucpro worker` serves. */
 export function allImplementations(): Implementation<any, any, any>[] {
-  return [...selftestImplementations];
+  return [...selftestImplementations, prepareImplementation, embedShard, writeOutputsImplementation];
 }

@@ -4,6 +4,7 @@
 import { LoadArgs, LoadResult, ProgressEvent, RunArgs, RunResult } from './protocol';
 import { RuntimeFailure, RuntimeLaunch, RuntimeProcess } from './runtime-process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 
 /** No message at all from a busy runtime for this long means it is stuck: kill and replace it. */
 const DEFAULT_STALL_MS = 120_000;
@@ -146,15 +147,21 @@ export function registerRuntimeDevice(deviceId: string, launch: RuntimeLaunch): 
   launches.set(deviceId, launch);
 }
 
+/**
+ * A worker that did not register its devices: `<host>.gpu<N>` is CUDA device N when the host
+ * has that NVIDIA device node, else the CPU (hosts without GPUs serve one CPU "device").
+ */
+function guessLaunch(deviceId: string): RuntimeLaunch {
+  const index = /\.gpu(\d+)$/.exec(deviceId)?.[1];
+  if (index !== undefined && existsSync(`/dev/nvidia${index}`)) return { kind: 'cuda', cudaVisible: index };
+  return { kind: 'cpu' };
+}
+
 /** The resident runtime of a device served by this worker process. */
 export function runtimeFor(deviceId: string): ResidentRuntime {
   let runtime = runtimes.get(deviceId);
   if (!runtime) {
-    const launch = launches.get(deviceId);
-    if (!launch) {
-      throw new Error(`device ${deviceId} has no runtime configuration in this worker (known: ${[...launches.keys()].join(', ') || 'none'}); GPU workers must call registerRuntimeDevice`);
-    }
-    runtime = new ResidentRuntime(deviceId, launch);
+    runtime = new ResidentRuntime(deviceId, launches.get(deviceId) ?? guessLaunch(deviceId));
     runtimes.set(deviceId, runtime);
   }
   return runtime;

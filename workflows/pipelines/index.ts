@@ -1,9 +1,12 @@
 // Pipelines by name, for `virnucpro run/dag PIPELINE` and the worker's registry checks.
 import type { Dag } from '../dsl/types';
 import { selftest } from './selftest';
+import { defaultVirnucproSettings, virnucproPipeline } from './virnucpro';
 
 export const pipelines: Record<string, Dag> = {
   selftest,
+  // `predict` builds its own instance with the run's settings; this one is for `virnucpro dag`.
+  virnucpro: virnucproPipeline(defaultVirnucproSettings),
 };
 
 export function getPipeline(name: string): Dag {
