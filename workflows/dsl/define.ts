@@ -42,7 +42,7 @@ const processDefinition = z.strictObject({
   timeouts: z
     .strictObject({
       startToClose: duration.default(3_600_000),
-      heartbeat: z.union([duration, z.null()]).default(null),
+      heartbeat: duration.nullable().default(null),
     })
     .prefault({}),
   cache: z.boolean().default(true),
