@@ -219,8 +219,9 @@ export async function acquireServer(settings: Settings, logger: winston.Logger):
   const watchdog = setInterval(() => {
     if (!watched || restarting || embedded.running()) return;
     logger.warn('the Temporal dev server is gone; restarting it on the same state file and port');
+    const wasDaemon = embedded.readRecord()?.daemon ?? false;
     restarting = embedded
-      .ensureRunning(false)
+      .ensureRunning(wasDaemon)
       .catch((err: Error) => logger.error(`could not restart the Temporal dev server: ${err.message}`))
       .finally(() => (restarting = undefined));
   }, 1000);
