@@ -3,8 +3,8 @@
 ESM-2 (fair-esm's "ESM-1b" alphabet, 33 tokens): each protein becomes
 ``<cls> residues <eos>``. Encoding is vectorised: all proteins of a batch are joined into
 one byte string and mapped through a 256-entry lookup table, so the cost per residue is a
-numpy gather, not a Python loop. Characters outside the alphabet become ``<unk>`` exactly
-as fair-esm's per-character encoding does (it is case-sensitive: lower case is unknown).
+numpy gather, not a Python loop. Encoding is case-sensitive like fair-esm's; characters
+outside the alphabet (where fair-esm raises KeyError) become ``<unk>``.
 
 DNABERT-S: the model's own BPE ``tokenizer.json`` through the ``tokenizers`` library,
 with the defaults of the original (``[CLS] ... [SEP]`` added, no truncation, no padding).

@@ -121,6 +121,13 @@ def _existing(path: str | Path, what: str) -> Path:
 
 
 def _read_hf_state(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    source, state = _read_hf_files(directory)
+    # Old BERT checkpoints, and transformers 5 when saving, name LayerNorm parameters
+    # gamma/beta instead of weight/bias.
+    return source, {re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", k)): v for k, v in state.items()}
+
+
+def _read_hf_files(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     safetensors_file = directory / "model.safetensors"
     if safetensors_file.is_file():
         from safetensors.torch import load_file
@@ -155,7 +162,7 @@ def _finish(model: torch.nn.Module, source, state: dict[str, torch.Tensor], devi
 # ---- ESM-2 -------------------------------------------------------------------------------
 
 _FAIR_ESM_IGNORED = ("lm_head.", "contact_head.")
-_HF_ESM_IGNORED = ("lm_head.", "contact_head.", "pooler.", "embeddings.position_ids", "rotary_embeddings.")
+_HF_ESM_IGNORED = ("lm_head.", "contact_head.", "pooler.", "embeddings.position_ids")
 
 
 def _esm2_from_fair_esm_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -189,7 +196,9 @@ def _esm2_from_fair_esm_names(state: dict[str, torch.Tensor]) -> dict[str, torch
 
 
 def _esm2_from_hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    state = _strip_prefix(state, "esm.")
+    # Rotary frequencies are recomputed, never read (transformers 5 even saves them under a
+    # wildcard name, encoder.layer.*.attention.self.rotary_embeddings.inv_freq).
+    state = {k: v for k, v in _strip_prefix(state, "esm.").items() if "rotary_embeddings." not in k}
     out = {}
     for key, value in state.items():
         m = re.match(r"encoder\.layer\.(\d+)\.(.+)$", key)

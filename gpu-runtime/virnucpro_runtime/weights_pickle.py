@@ -45,6 +45,9 @@ _SAFE_GLOBALS = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
+    # pickle protocol 2 (torch.save's default) writes Python 2 names for builtins
+    ("__builtin__", "set"): set,
+    ("__builtin__", "frozenset"): frozenset,
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
     ("argparse", "Namespace"): _InertObject,
