@@ -191,15 +191,14 @@ export class FastxParser {
 
   private startLine(buf: Uint8Array, start: number, end: number): void {
     if (isBlank(buf, start, end)) return;
-    if (looksBinary(buf, start, end)) {
-      throw new ReadInputError(this.file, 'binary data: not a FASTA/FASTQ text file (or an unsupported compression)');
-    }
     if (buf[start] === GT) {
       this.format = 'fasta';
       this.state = State.FastaSequence;
     } else if (buf[start] === AT) {
       this.format = 'fastq';
       this.state = State.FastqSequence;
+    } else if (looksBinary(buf, start, end)) {
+      throw new ReadInputError(this.file, 'binary data: not a FASTA/FASTQ text file (or an unsupported compression)');
     } else {
       throw new ReadInputError(this.file, `not FASTA or FASTQ: the first line should start with ">" or "@", found "${preview(buf, start, end)}"`);
     }
@@ -295,7 +294,7 @@ function looksBinary(buf: Uint8Array, start: number, end: number): boolean {
   const stop = Math.min(end, start + 512);
   for (let i = start; i < stop; i++) {
     const b = buf[i];
-    if (b === 0 || (b < 0x20 && b !== 0x09 && b !== 0x0d)) return true;
+    if (b >= 0x80 || (b < 0x20 && b !== 0x09 && b !== 0x0d)) return true;
   }
   return false;
 }

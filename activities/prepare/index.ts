@@ -7,6 +7,7 @@ export { SixFrameTranslator, type KeptFrame, type FrameName } from './translatio
 export { prepareChunks, emptyStats, type PreparedChunk, type ReadRecord, type PrepareStats } from './prepared-reads';
 export { FRAMES_FORMAT, RECORDS_FORMAT, TABLE_VERSION, framesSchema, recordsSchema } from './arrow-tables';
 export { OriginalFilesWriter, originalFilePaths, originalStem } from './original-files';
+export { translateFile, type TranslateResult } from './translate-files';
 export {
   prepareReads,
   prepareReadsInput,
