@@ -11,7 +11,9 @@ interface CommandEntry {
 
 /** Adding a command is one line here plus its module under commands/. */
 const commands: Record<string, CommandEntry> = {
-  predict: { summary: 'classify reads as viral or not (VirNucPro)', run: notAvailableYet('predict') },
+  predict: { summary: 'classify reads as viral or not (VirNucPro)', run: async (a) => (await import('./commands/predict')).run(a) },
+  embed: { summary: "the runtime's embed command (python -m virnucpro_runtime embed ...)", run: async (a) => (await import('./commands/runtime-passthrough')).runtimeCommand('embed')(a) },
+  benchmark: { summary: "the runtime's benchmark (python -m virnucpro_runtime bench ...)", run: async (a) => (await import('./commands/runtime-passthrough')).runtimeCommand('bench')(a) },
   selftest: { summary: 'run the built-in selftest pipeline end to end (checks Temporal, workers, devices)', run: async (a) => (await import('./commands/selftest')).run(a) },
   status: { summary: 'show a run: steps done/running/failed/cached, per-device progress', run: async (a) => (await import('./commands/status')).run(a) },
   list: { summary: 'list runs', run: async (a) => (await import('./commands/list')).run(a) },
@@ -23,13 +25,6 @@ const commands: Record<string, CommandEntry> = {
   translate: { summary: "cut and six-frame translate reads, writing the original's intermediate files", run: async (a) => (await import('./commands/translate')).run(a) },
   dag: { summary: 'draw a pipeline as a Mermaid or Graphviz graph', run: async (a) => (await import('./commands/dag')).run(a) },
 };
-
-function notAvailableYet(name: string): (argv: string[]) => Promise<number> {
-  return async () => {
-    process.stderr.write(`virnucpro ${name}: not available yet in this build\n`);
-    return 1;
-  };
-}
 
 function version(): string {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

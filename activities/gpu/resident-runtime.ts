@@ -23,6 +23,8 @@ export class ResidentRuntime {
   private loaded: { key: string; result: LoadResult } | null = null;
   /** Runtimes started for this device, including replacements after a death. */
   starts = 0;
+  /** Runtimes started to replace one that died. */
+  replacements = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -38,6 +40,7 @@ export class ResidentRuntime {
   /** The live process, starting a new one if there is none or the last one died. */
   private current(): RuntimeProcess {
     if (!this.process || !this.process.alive) {
+      if (this.process) this.replacements += 1;
       this.process = new RuntimeProcess(this.launch);
       this.loaded = null;
       this.starts += 1;
@@ -72,19 +75,19 @@ export class ResidentRuntime {
 
   private async runNow(load: LoadArgs, args: RunArgs, hooks: RunHooks): Promise<RunResult & { load: LoadResult; restarts: number }> {
     hooks.signal?.throwIfAborted();
-    const startsBefore = this.starts;
+    const replacedBefore = this.replacements;
     let attempt: { process: RuntimeProcess; load: LoadResult };
     try {
       attempt = await this.ensureLoaded(load, hooks);
       const result = await this.watchRun(attempt.process, args, hooks);
-      return { ...result, load: attempt.load, restarts: this.starts - startsBefore };
+      return { ...result, load: attempt.load, restarts: this.replacements - replacedBefore };
     } catch (error) {
       // A runtime that died mid-shard (not one that refused the input) gets one fresh retry here.
       if (!(error instanceof RuntimeFailure) || error.type !== 'exited' || hooks.signal?.aborted) throw error;
       hooks.onWaiting?.('starting');
       attempt = await this.ensureLoaded(load, hooks);
       const result = await this.watchRun(attempt.process, args, hooks);
-      return { ...result, load: attempt.load, restarts: this.starts - startsBefore };
+      return { ...result, load: attempt.load, restarts: this.replacements - replacedBefore };
     }
   }
 

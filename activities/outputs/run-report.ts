@@ -1,0 +1,103 @@
+// run_report.json (machine-readable) and run_report.md (a short human summary) for one run:
+// what was computed where, how fast, what came from the cache, and what the user should know.
+import * as path from 'node:path';
+import { writeFileAtomic } from '../files/atomic';
+import type { OutputsSummary } from './implementation';
+import { syntheticBanner, SyntheticWeights } from './prediction-outputs';
+
+export const RUN_REPORT_JSON = 'run_report.json';
+export const RUN_REPORT_MD = 'run_report.md';
+
+export interface StepReport {
+  tasks: number | null;
+  done: number;
+  cached: number;
+  failed: number;
+}
+
+export interface RunReport {
+  version: 1;
+  workflowId: string;
+  runId: string;
+  webUi: string | null;
+  input: string;
+  outputDir: string;
+  started: string | null;
+  finished: string | null;
+  wallSeconds: number | null;
+  settings: Record<string, unknown>;
+  synthetic: SyntheticWeights;
+  prepare: { records: number; skippedEmpty: number; duplicates: number; chunks: number; frames: number; bases: number };
+  steps: Record<string, StepReport>;
+  devices: Record<string, { shards: number; frames: number; seconds: number; framesPerSecond: number; esm2TokensPerSecond: number; restarts: number }>;
+  results: Omit<OutputsSummary, 'devices'>;
+  warnings: string[];
+}
+
+export function deviceRates(devices: OutputsSummary['devices']): RunReport['devices'] {
+  return Object.fromEntries(
+    Object.entries(devices).map(([id, d]) => [
+      id,
+      {
+        shards: d.shards,
+        frames: d.frames,
+        seconds: d.seconds,
+        framesPerSecond: d.seconds > 0 ? d.frames / d.seconds : 0,
+        esm2TokensPerSecond: d.seconds > 0 ? d.esm2Tokens / d.seconds : 0,
+        restarts: d.restarts,
+      },
+    ]),
+  );
+}
+
+/** Warnings a user must see, from what prepare and the devices reported. */
+export function runWarnings(report: Pick<RunReport, 'prepare' | 'devices' | 'synthetic' | 'results'>): string[] {
+  const warnings: string[] = [];
+  if (report.synthetic) warnings.push(syntheticBanner(report.synthetic).replace(/^# /, ''));
+  if (report.prepare.skippedEmpty > 0) warnings.push(`${report.prepare.skippedEmpty} record(s) with an empty sequence were skipped`);
+  if (report.prepare.duplicates > 0) warnings.push(`${report.prepare.duplicates} duplicate record id(s) were made unique; see id_map.tsv`);
+  if (report.results.calls.no_frames > 0) warnings.push(`${report.results.calls.no_frames} record(s) kept no stop-free frame and have no score (call "no_frames")`);
+  const restarts = Object.entries(report.devices).filter(([, d]) => d.restarts > 0);
+  for (const [id, d] of restarts) warnings.push(`the runtime on ${id} died and was restarted ${d.restarts} time(s)`);
+  return warnings;
+}
+
+function markdown(r: RunReport): string {
+  const lines: string[] = [];
+  if (r.synthetic) lines.push(`> **${syntheticBanner(r.synthetic).replace(/^# /, '')}**`, '');
+  lines.push(`# virnucpro run ${r.workflowId}`, '');
+  lines.push(`- input: \`${r.input}\``, `- output: \`${r.outputDir}\``);
+  if (r.wallSeconds !== null) lines.push(`- wall time: ${r.wallSeconds.toFixed(1)} s`);
+  if (r.webUi) lines.push(`- Temporal Web UI: ${r.webUi}`);
+  lines.push(
+    `- records: ${r.prepare.records}, chunks: ${r.prepare.chunks}, frames scored: ${r.results.frames}`,
+    `- records called virus: ${r.results.calls.virus}, others: ${r.results.calls.others}, no frames: ${r.results.calls.no_frames}`,
+    `- chunks called virus: ${r.results.virusChunks} of ${r.results.chunks}`,
+    '',
+    '## Steps',
+    '| step | tasks | computed | from cache | failed attempts |',
+    '|---|---|---|---|---|',
+    ...Object.entries(r.steps).map(([name, s]) => `| ${name} | ${s.tasks ?? '?'} | ${s.done} | ${s.cached} | ${s.failed} |`),
+    '',
+    '## Devices',
+    '| device | shards | frames | seconds | frames/s | ESM-2 tokens/s |',
+    '|---|---|---|---|---|---|',
+    ...Object.entries(r.devices).map(
+      ([id, d]) => `| ${id} | ${d.shards} | ${d.frames} | ${d.seconds.toFixed(1)} | ${d.framesPerSecond.toFixed(1)} | ${d.esm2TokensPerSecond.toFixed(0)} |`,
+    ),
+    '',
+  );
+  if (r.warnings.length) lines.push('## Warnings', ...r.warnings.map((w) => `- ${w}`), '');
+  lines.push('## Files', ...r.results.files.map((f) => `- \`${path.basename(f.file)}\`: ${f.rows} rows, sha256 ${f.sha256.slice(0, 16)}…`), '');
+  return lines.join('\n');
+}
+
+export async function writeRunReport(report: RunReport): Promise<string[]> {
+  const json = path.join(report.outputDir, RUN_REPORT_JSON);
+  const md = path.join(report.outputDir, RUN_REPORT_MD);
+  // JSON has no comments: a synthetic run's report leads with a WARNING field instead.
+  const body = report.synthetic ? { WARNING: syntheticBanner(report.synthetic).replace(/^# /, ''), ...report } : report;
+  await writeFileAtomic(json, JSON.stringify(body, null, 2) + '\n');
+  await writeFileAtomic(md, markdown(report));
+  return [json, md];
+}

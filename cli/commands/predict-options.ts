@@ -1,0 +1,87 @@
+// `virnucpro predict` options: the fork's command line (virnucpro-broad `predict`), plus what this
+// implementation adds. Options of the fork that tuned machinery we no longer have are accepted
+// with a one-line notice, so existing scripts keep working.
+import * as path from 'node:path';
+import { z } from 'zod';
+import { commonShape, type CommandSpec, type OptionSpec } from '../args';
+
+/** Fork options that no longer mean anything here, and why. */
+export const OBSOLETE_OPTIONS: Array<OptionSpec & { why: string }> = [
+  { long: 'batch-size', short: 'b', value: 'N', help: 'ignored (fork option)', why: 'batches are planned by token budget on each device' },
+  { long: 'num-workers', short: 'w', value: 'N', help: 'ignored (fork option)', why: 'shards are read on the runtime’s own prefetch thread' },
+  { long: 'dnabert-batch-size', value: 'N', help: 'ignored (fork option)', why: 'DNABERT-S batches are packed by token budget' },
+  { long: 'esm-batch-size', value: 'N', help: 'ignored (fork option; see --token-budget)', why: 'use --token-budget to cap ESM-2 tokens per batch' },
+  { long: 'threads', short: 't', value: 'N', help: 'ignored (fork option)', why: 'translation is streamed in one pass' },
+  { long: 'parallel', help: 'ignored (fork option)', why: 'every selected device is always used' },
+  { long: 'persistent-models', help: 'ignored (fork option)', why: 'models always stay resident in one runtime per device' },
+  { long: 'cuda-streams', help: 'ignored (fork option)', why: 'the runtime overlaps data preparation and compute itself' },
+  { long: 'dataloader-workers', value: 'N', help: 'ignored (fork option)', why: 'there are no DataLoader workers' },
+  { long: 'v1-fallback', help: 'ignored (fork option)', why: 'there is a single code path' },
+  { long: 'v1-attention', help: 'ignored (fork option)', why: 'attention is chosen by the runtime' },
+];
+
+const obsoleteShape = Object.fromEntries(
+  OBSOLETE_OPTIONS.map((o) => [o.long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), z.union([z.string(), z.boolean()]).optional()]),
+);
+
+const schema = z.object({
+  _: z.tuple([z.string().min(1)]),
+  modelType: z.enum(['300', '500', 'custom']).default('500'),
+  modelPath: z.string().min(1).optional(),
+  expectedLength: z.coerce.number().int().min(3).max(1_000_000).optional(),
+  outputDir: z.string().min(1).optional(),
+  device: z.string().regex(/^(auto|cpu|cuda|cuda:\d+|\d+)$/, 'must be auto, cpu, cuda, cuda:N or N').default('auto'),
+  gpus: z.string().regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of GPU ids, e.g. 0,1').optional(),
+  resume: z.boolean().default(false),
+  force: z.boolean().default(false),
+  keepIntermediate: z.boolean().default(false),
+  progress: z.boolean().default(true),
+  syntheticWeights: z.enum(['tiny', 'full']).optional(),
+  esm2Weights: z.string().min(1).optional(),
+  dnabertWeights: z.string().min(1).optional(),
+  shardFrames: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
+  tokenBudget: z.coerce.number().int().positive().optional(),
+  embeddings: z.boolean().default(false),
+  workers: z.boolean().default(true),
+  ...obsoleteShape,
+  ...commonShape,
+});
+export type PredictOptions = z.infer<typeof schema>;
+
+export const predictSpec: CommandSpec<PredictOptions> = {
+  name: 'virnucpro predict',
+  summary: 'Classify DNA reads as viral or not with VirNucPro (DNABERT-S + ESM-2 + the VirNucPro classifier).',
+  positionals: [{ name: 'INPUT', help: 'reads: FASTA or FASTQ, plain or .gz/.bz2/.xz' }],
+  options: [
+    { long: 'model-type', short: 'm', value: '300|500|custom', help: 'published classifier for 300 or 500 bp chunks, or custom with -p (default 500)' },
+    { long: 'model-path', short: 'p', value: 'FILE', help: 'classifier .pth (default: <weights>/<m>_model.pth; required with -m custom)' },
+    { long: 'expected-length', short: 'e', value: 'N', help: 'chunk length (default: the model type, 500 for custom)' },
+    { long: 'output-dir', short: 'o', value: 'DIR', help: 'where results go (default: <input name>_predictions)' },
+    { long: 'device', short: 'd', value: 'DEV', help: 'auto | cpu | cuda | cuda:N | N (default auto: every GPU, else the CPU)' },
+    { long: 'gpus', value: 'LIST', help: 'GPU ids to use, e.g. 0,1 (overrides --device)' },
+    { long: 'resume', help: 'continue in an existing output folder, reusing every completed step' },
+    { long: 'force', short: 'f', help: 'start over: replace this folder’s results and intermediate files' },
+    { long: 'keep-intermediate', short: 'k', help: 'keep the frame shards and shard results (default: removed after success)' },
+    { long: 'progress', help: 'show progress (default; --no-progress to hide)' },
+    { long: 'synthetic-weights', value: 'tiny|full', help: 'random test weights instead of the real models (results are NOT biology)' },
+    { long: 'esm2-weights', value: 'PATH', help: 'ESM-2 3B: fair-esm .pt file or Hugging Face folder (default: <weights>/esm2_t36_3B_UR50D[.pt])' },
+    { long: 'dnabert-weights', value: 'DIR', help: 'DNABERT-S Hugging Face folder (default: <weights>/DNABERT-S)' },
+    { long: 'shard-frames', value: 'N', help: 'frames per GPU task (default 50000)' },
+    { long: 'token-budget', value: 'N', help: 'ESM-2 tokens per batch (default: tuned per device)' },
+    { long: 'embeddings', help: 'also keep the DNABERT-S and ESM-2 embeddings in the shard results (implies -k)' },
+    { long: 'workers', help: 'run workers in this process (default; --no-workers relies on `virnucpro worker`)' },
+    ...OBSOLETE_OPTIONS.map(({ why: _, ...option }) => option),
+  ],
+  epilog: [
+    'Weights are looked up in $VIRNUCPRO_WEIGHTS (default <repo>/weights): 300_model.pth, 500_model.pth,',
+    'esm2_t36_3B_UR50D.pt (or the Hugging Face folder esm2_t36_3B_UR50D/) and DNABERT-S/.',
+    'Running the same command again attaches to the same run (or reuses its completed steps).',
+    'Exit status: 0 success, 1 failure, 2 bad input (options, input file, weights, output folder).',
+  ].join('\n'),
+  schema,
+};
+
+export function defaultOutputDir(input: string): string {
+  const base = path.basename(input).replace(/\.(gz|bz2|xz)$/i, '').replace(/\.[^.]*$/, '');
+  return `${base}_predictions`;
+}

@@ -1,0 +1,66 @@
+// Which weight files a prediction uses. Real weights come from explicit options or the weights
+// folder; when any is missing the user is told exactly which files to put where. Synthetic
+// weights fill in whatever was not given explicitly (and are announced loudly elsewhere).
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { UsageError } from '../args';
+import { packageRoot } from '../config';
+
+export interface WeightPaths {
+  esm2: string | null;
+  dnabert: string | null;
+  classifier: string | null;
+}
+
+export interface WeightRequest {
+  modelType: '300' | '500' | 'custom';
+  modelPath?: string;
+  esm2Weights?: string;
+  dnabertWeights?: string;
+  synthetic?: 'tiny' | 'full';
+}
+
+export function weightsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.VIRNUCPRO_WEIGHTS ?? path.join(packageRoot, 'weights'));
+}
+
+function mustExist(file: string, option: string): string {
+  const resolved = path.resolve(file);
+  if (!existsSync(resolved)) throw new UsageError(`${option} ${file}: no such file or folder`);
+  return resolved;
+}
+
+export function resolveWeights(request: WeightRequest, env: NodeJS.ProcessEnv = process.env): WeightPaths {
+  if (request.modelType === 'custom' && !request.modelPath) throw new UsageError('--model-path is required with --model-type custom');
+  const explicit: WeightPaths = {
+    classifier: request.modelPath ? mustExist(request.modelPath, '--model-path') : null,
+    esm2: request.esm2Weights ? mustExist(request.esm2Weights, '--esm2-weights') : null,
+    dnabert: request.dnabertWeights ? mustExist(request.dnabertWeights, '--dnabert-weights') : null,
+  };
+  if (request.synthetic) return explicit;
+
+  const dir = weightsDir(env);
+  const missing: string[] = [];
+  const find = (given: string | null, candidates: string[], what: string): string | null => {
+    if (given) return given;
+    const found = candidates.map((c) => path.join(dir, c)).find((c) => existsSync(c));
+    if (!found) missing.push(`${what}: ${candidates.map((c) => path.join(dir, c)).join(' or ')}`);
+    return found ?? null;
+  };
+  const weights: WeightPaths = {
+    classifier: find(explicit.classifier, [`${request.modelType}_model.pth`], `VirNucPro classifier (${request.modelType} bp, from the VirNucPro repository)`),
+    esm2: find(explicit.esm2, ['esm2_t36_3B_UR50D.pt', 'esm2_t36_3B_UR50D'], 'ESM-2 3B (fair-esm esm2_t36_3B_UR50D.pt, or the Hugging Face facebook/esm2_t36_3B_UR50D folder)'),
+    dnabert: find(explicit.dnabert, ['DNABERT-S'], 'DNABERT-S (the Hugging Face zhihan1996/DNABERT-S folder)'),
+  };
+  if (missing.length > 0) {
+    throw new UsageError(
+      [
+        'model weights not found:',
+        ...missing.map((m) => `  - ${m}`),
+        `Put them there (or set VIRNUCPRO_WEIGHTS, or pass -p/--esm2-weights/--dnabert-weights).`,
+        'To try the pipeline without them, add --synthetic-weights tiny (random weights: the scores mean nothing).',
+      ].join('\n'),
+    );
+  }
+  return weights;
+}

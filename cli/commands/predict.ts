@@ -1,0 +1,212 @@
+// `virnucpro predict INPUT`: the VirNucPro prediction as a durable run. Checks everything it can
+// before starting (input file, weights, output folder: exit 2 with the reason), starts or attaches
+// to the run of the virnucpro pipeline, serves it with local workers (the CPU queue and one queue
+// per selected device), shows progress, then writes the run report and prints where results are.
+// Exit status: 0 success, 1 failure, 2 bad input (options, input file content, weights, output folder).
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type winston from 'winston';
+import { parseCommand, UsageError } from '../args';
+import { runUiLink } from '../config';
+import { discoverDevices, type DeviceDiscovery } from '../devices';
+import { startLocalWorkers, type LocalWorkers } from '../local-workers';
+import { addRunLogFile } from '../logging';
+import { follow } from '../progress';
+import { runIdFor, startOrAttach } from '../runs';
+import { openSession } from '../session';
+import { registerRuntimeDevice } from '../../activities/gpu/resident-runtime';
+import { outputsSummary } from '../../activities/outputs/implementation';
+import { syntheticBanner } from '../../activities/outputs/prediction-outputs';
+import { deviceRates, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
+import { prepareStats } from '../../activities/prepare/prepare-activity';
+import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
+import { cpuQueue } from '../../workflows/queues';
+import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
+import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, type PredictOptions } from './predict-options';
+import { resolveWeights } from './predict-weights';
+import { clearRunFiles, OutputFolder } from './predict-output-folder';
+import { failureTypes, INPUT_FAILURE_TYPES } from './run-failures';
+
+/** The input must be a readable, non-empty file; everything about its content is checked by prepare. */
+function checkInputFile(input: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(input);
+  } catch {
+    throw new UsageError(`INPUT ${input}: no such file`);
+  }
+  if (stat.isDirectory()) throw new UsageError(`INPUT ${input}: is a folder, expected a FASTA or FASTQ file`);
+  if (stat.size === 0) throw new UsageError(`INPUT ${input}: the file is empty`);
+  try {
+    fs.accessSync(input, fs.constants.R_OK);
+    fs.closeSync(fs.openSync(input, 'r'));
+  } catch (error) {
+    throw new UsageError(`INPUT ${input}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+}
+
+/** --device / --gpus as the worker's device list (`cpu`, `0,1`, or discover). */
+function selectDevices(options: PredictOptions): DeviceDiscovery {
+  if (options.gpus) return discoverDevices(options.gpus);
+  const device = options.device;
+  if (device === 'cpu') return discoverDevices('cpu');
+  const index = /^(?:cuda:)?(\d+)$/.exec(device)?.[1];
+  if (index !== undefined) return discoverDevices(index);
+  const found = discoverDevices(undefined);
+  if (device === 'cuda' && found.devices.every((d) => d.kind === 'cpu')) throw new UsageError(`--device cuda: no CUDA device found (${found.source}); use --device cpu`);
+  return found;
+}
+
+function announceObsolete(options: PredictOptions, logger: winston.Logger): void {
+  for (const option of OBSOLETE_OPTIONS) {
+    const key = option.long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof PredictOptions;
+    if (options[key] !== undefined) logger.warn(`--${option.long} is accepted for compatibility and ignored: ${option.why}`);
+  }
+}
+
+function shout(text: string): void {
+  const bar = '!'.repeat(Math.min(100, text.length + 4));
+  process.stderr.write(`${bar}\n! ${text}\n${bar}\n`);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const options = parseCommand(predictSpec, argv);
+  if (!options) return 0;
+  const input = path.resolve(options._[0]);
+  checkInputFile(input);
+  const synthetic = options.syntheticWeights ?? null;
+  const weights = resolveWeights({ ...options, synthetic: options.syntheticWeights });
+  const discovery = selectDevices(options);
+  const outDir = path.resolve(options.outputDir ?? defaultOutputDir(input));
+  const cpuOnly = discovery.devices.every((d) => d.kind === 'cpu');
+  const settings: VirnucproSettings = {
+    expectedLength: options.expectedLength ?? (options.modelType === '300' ? 300 : 500),
+    shardFrames: options.shardFrames,
+    ...weights,
+    synthetic,
+    // bf16 on GPUs (the runtime's default); the CPU path stays in fp32 like the original
+    dtype: cpuOnly ? 'float32' : null,
+    tokenBudget: options.tokenBudget ?? null,
+    embeddings: options.embeddings,
+    outDir,
+  };
+  const dag = virnucproPipeline(settings);
+  const inputStat = fs.statSync(input);
+  const identity = { dag: [dag.name, dag.version], input: { path: input, bytes: inputStat.size, modified: inputStat.mtimeMs }, settings };
+  const workflowId = runIdFor(dag.name, identity);
+  const folder = new OutputFolder(outDir);
+  folder.claim(workflowId, { resume: options.resume, force: options.force });
+
+  const session = await openSession(options);
+  const { logger, client } = session;
+  let workers: LocalWorkers | undefined;
+  try {
+    addRunLogFile(logger, folder.stateDir);
+    announceObsolete(options, logger);
+    if (synthetic) shout(syntheticBanner(synthetic).replace(/^# /, ''));
+    if (options.workers) {
+      workers = await startLocalWorkers(session.settings, logger, discovery);
+      // Tell each device's runtime which physical device it is (CPU or CUDA id).
+      workers.devices.forEach((id, i) => registerRuntimeDevice(id, { kind: discovery.devices[i].kind, cudaVisible: discovery.devices[i].cudaVisible }));
+    }
+    const runInput: RunPipelineInput = {
+      dag,
+      inputs: { reads: input },
+      workDir: folder.workDir,
+      taskQueuePrefix: session.settings.taskQueuePrefix,
+      devices: workers?.devices ?? [],
+    };
+    const started = await startOrAttach(client, {
+      pipeline: dag.name,
+      identity,
+      workflowType: 'runPipeline',
+      args: [runInput],
+      taskQueue: cpuQueue(session.settings.taskQueuePrefix),
+      runDir: outDir,
+      force: options.force,
+    });
+    logger.info(`${started.attached ? 'attached to' : 'started'} run ${started.workflowId}`, { run_id: started.runId });
+    const link = runUiLink(session.settings, started.workflowId, started.runId) ?? null;
+    if (link) logger.info(`web UI: ${link}`);
+    if (workers) await workers.offerTo(started.handle);
+
+    let result: RunPipelineResult;
+    try {
+      result = await follow<RunPipelineResult>(started.handle, logger, { enabled: options.progress && !options.quiet, lineIntervalS: 10 });
+    } catch (error) {
+      if (!(error instanceof WorkflowFailedError)) throw error;
+      return reportFailure(error, started.handle, logger);
+    }
+    const summary = outputsSummary.parse(result.outputs.summary);
+    const stats = prepareStats.parse(result.outputs.stats);
+    const report = await buildReport(started.handle, { workflowId: started.workflowId, runId: started.runId, link, input, outDir, settings, synthetic, stats, summary, result });
+    const reportFiles = await writeRunReport(report);
+    if (!options.keepIntermediate && !options.embeddings) folder.removeIntermediates();
+
+    for (const warning of report.warnings) logger.warn(warning);
+    const lines = [
+      `virnucpro predict: ${summary.records} records, ${summary.frames} frames scored; records called virus: ${summary.calls.virus}, others: ${summary.calls.others}, no frames: ${summary.calls.no_frames}`,
+      ...summary.files.map((f) => `  ${f.file}`),
+      ...reportFiles.map((f) => `  ${f}`),
+    ];
+    if (link) lines.push(`  Web UI: ${link}`);
+    process.stdout.write(lines.join('\n') + '\n');
+    if (synthetic) shout(`these results come from SYNTHETIC (${synthetic}) weights: not biology`);
+    return 0;
+  } finally {
+    await workers?.shutdown();
+    await session.close();
+  }
+}
+
+async function reportFailure(error: WorkflowFailedError, handle: WorkflowHandle, logger: winston.Logger): Promise<number> {
+  const message = error.cause?.message ?? error.message;
+  const types = await failureTypes(handle).catch(() => new Set<string>());
+  const inputProblem = [...types].some((t) => INPUT_FAILURE_TYPES.has(t));
+  logger.error(message);
+  process.stderr.write(
+    `virnucpro predict: ${message}\n` +
+      'Completed steps are kept: fix the problem and run the same command again (it resumes), or add --force to start over.\n',
+  );
+  return inputProblem ? 2 : 1;
+}
+
+interface ReportFacts {
+  workflowId: string;
+  runId: string;
+  link: string | null;
+  input: string;
+  outDir: string;
+  settings: VirnucproSettings;
+  synthetic: VirnucproSettings['synthetic'];
+  stats: RunReport['prepare'];
+  summary: ReturnType<typeof outputsSummary.parse>;
+  result: RunPipelineResult;
+}
+
+async function buildReport(handle: WorkflowHandle, f: ReportFacts): Promise<RunReport> {
+  const description = await handle.describe();
+  const started = description.startTime ?? null;
+  const finished = description.closeTime ?? null;
+  const { devices, ...results } = f.summary;
+  const steps = Object.fromEntries(
+    Object.entries(f.result.progress.steps).map(([name, s]) => [name, { tasks: s.total, done: s.done, cached: s.cached, failed: s.failed }]),
+  );
+  const partial = { prepare: f.stats, devices: deviceRates(devices), synthetic: f.synthetic, results };
+  return {
+    version: 1,
+    workflowId: f.workflowId,
+    runId: f.runId,
+    webUi: f.link,
+    input: f.input,
+    outputDir: f.outDir,
+    started: started?.toISOString() ?? null,
+    finished: finished?.toISOString() ?? null,
+    wallSeconds: started && finished ? (finished.getTime() - started.getTime()) / 1000 : null,
+    settings: { ...f.settings },
+    steps,
+    ...partial,
+    warnings: runWarnings(partial),
+  };
+}
