@@ -32,18 +32,19 @@ export interface LocalWorkers {
   shutdown(): Promise<void>;
 }
 
+/** The device ids workers started here with `discovery` will serve. */
+export function localDeviceIds(discovery: DeviceDiscovery): string[] {
+  const host = os.hostname();
+  return discovery.devices.map((device) => deviceId(host, device.index));
+}
+
 export async function startLocalWorkers(settings: Settings, logger: winston.Logger, discovery: DeviceDiscovery): Promise<LocalWorkers> {
   routeTemporalLogs(logger);
-  const host = os.hostname();
   const connection = await connectWorker(settings);
   const setup = { connection, namespace: settings.namespace, taskQueuePrefix: settings.taskQueuePrefix, registry: new ActivityRegistry(allImplementations()) };
   const workers: Worker[] = [await createCpuWorker(setup)];
-  const devices: string[] = [];
-  for (const device of discovery.devices) {
-    const id = deviceId(host, device.index);
-    devices.push(id);
-    workers.push(await createGpuWorker(id, setup));
-  }
+  const devices = localDeviceIds(discovery);
+  for (const id of devices) workers.push(await createGpuWorker(id, setup));
   logger.info(`workers: cpu queue and ${devices.length} device queue(s) [${devices.join(', ')}] (${discovery.source})`);
   const finished = Promise.all(workers.map((w) => w.run())).then(() => undefined);
   let stopped = false;

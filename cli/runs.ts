@@ -58,6 +58,8 @@ export interface StartedRun {
   runId: string;
   /** true: an existing run (running or completed) was found and is being followed. */
   attached: boolean;
+  /** The attached run has already completed: its result is there, nothing needs workers. */
+  completed: boolean;
 }
 
 /**
@@ -75,7 +77,7 @@ export async function startOrAttach(client: Client, request: RunRequest): Promis
   }
   const reusable = existing && (existing.status.name === 'RUNNING' || existing.status.name === 'COMPLETED');
   if (existing && reusable && !request.force) {
-    return { handle: client.workflow.getHandle(workflowId, existing.runId), workflowId, runId: existing.runId, attached: true };
+    return { handle: client.workflow.getHandle(workflowId, existing.runId), workflowId, runId: existing.runId, attached: true, completed: existing.status.name === 'COMPLETED' };
   }
   const handle = await client.workflow.start(request.workflowType, {
     workflowId,
@@ -86,5 +88,5 @@ export async function startOrAttach(client: Client, request: RunRequest): Promis
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
   });
   const runId = handle.firstExecutionRunId;
-  return { handle: client.workflow.getHandle(workflowId, runId), workflowId, runId, attached: false };
+  return { handle: client.workflow.getHandle(workflowId, runId), workflowId, runId, attached: false, completed: false };
 }

@@ -43,6 +43,7 @@ const schema = z.object({
   tokenBudget: z.coerce.number().int().positive().optional(),
   embeddings: z.boolean().default(false),
   workers: z.boolean().default(true),
+  workDir: z.string().min(1).optional(),
   ...obsoleteShape,
   ...commonShape,
 });
@@ -69,6 +70,7 @@ export const predictSpec: CommandSpec<PredictOptions> = {
     { long: 'shard-frames', value: 'N', help: 'frames per GPU task (default 50000)' },
     { long: 'token-budget', value: 'N', help: 'ESM-2 tokens per batch (default: tuned per device)' },
     { long: 'embeddings', help: 'also keep the DNABERT-S and ESM-2 embeddings in the shard results (implies -k)' },
+    { long: 'work-dir', value: 'DIR', help: 'intermediate files and the run log (default <output-dir>/.virnucpro)' },
     { long: 'workers', help: 'run workers in this process (default; --no-workers relies on `virnucpro worker`)' },
     ...OBSOLETE_OPTIONS.map(({ why: _, ...option }) => option),
   ],

@@ -1,6 +1,7 @@
 // The output folder of a prediction: results at the top, our state in `.virnucpro/` (the run it
-// belongs to, the run log, the step work folder with shards and shard results). A folder that
-// holds something else is never overwritten silently.
+// belongs to; by default also the run log and the step work folder with shards and shard
+// results, which --work-dir can put elsewhere, e.g. on scratch). A folder that holds something
+// else is never overwritten silently.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../args';
@@ -20,11 +21,17 @@ export function clearRunFiles(dir: string): void {
 
 export class OutputFolder {
   readonly stateDir: string;
+  /** Run log and step work folder. */
+  readonly workRoot: string;
   readonly workDir: string;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    workRoot?: string,
+  ) {
     this.stateDir = path.join(dir, STATE_DIR);
-    this.workDir = path.join(this.stateDir, 'work');
+    this.workRoot = workRoot ?? this.stateDir;
+    this.workDir = path.join(this.workRoot, 'work');
   }
 
   private recordedRun(): string | null {
@@ -45,12 +52,16 @@ export class OutputFolder {
     const entries = fs.existsSync(this.dir) ? fs.readdirSync(this.dir) : [];
     if (fs.existsSync(this.dir) && !fs.statSync(this.dir).isDirectory()) throw new UsageError(`--output-dir ${this.dir}: exists and is not a folder`);
     const recorded = this.recordedRun();
-    if (mode.force) clearRunFiles(this.dir);
+    if (mode.force) {
+      clearRunFiles(this.dir);
+      fs.rmSync(this.workDir, { recursive: true, force: true });
+    }
     else if (entries.length > 0 && recorded !== workflowId && !mode.resume) {
       const what = recorded ? 'holds the results of another run (other input or settings)' : 'already exists and was not written by virnucpro';
       throw new UsageError(`output folder ${this.dir} ${what}; add --resume to continue there, --force to replace its results, or choose another --output-dir`);
     }
     fs.mkdirSync(this.stateDir, { recursive: true });
+    fs.mkdirSync(this.workRoot, { recursive: true });
     fs.writeFileSync(path.join(this.stateDir, RUN_FILE), JSON.stringify({ workflowId, claimed: new Date().toISOString() }) + '\n');
   }
 

@@ -25,7 +25,7 @@ import { cpuQueue } from '../../workflows/queues';
 import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
 import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, type PredictOptions } from './predict-options';
 import { resolveWeights } from './predict-weights';
-import { clearRunFiles, OutputFolder } from './predict-output-folder';
+import { OutputFolder } from './predict-output-folder';
 import { failureTypes, INPUT_FAILURE_TYPES } from './run-failures';
 
 /** The input must be a readable, non-empty file; everything about its content is checked by prepare. */
@@ -95,14 +95,14 @@ export async function run(argv: string[]): Promise<number> {
   const inputStat = fs.statSync(input);
   const identity = { dag: [dag.name, dag.version], input: { path: input, bytes: inputStat.size, modified: inputStat.mtimeMs }, settings };
   const workflowId = runIdFor(dag.name, identity);
-  const folder = new OutputFolder(outDir);
+  const folder = new OutputFolder(outDir, options.workDir ? path.resolve(options.workDir) : undefined);
   folder.claim(workflowId, { resume: options.resume, force: options.force });
 
   const session = await openSession(options);
   const { logger, client } = session;
   let workers: LocalWorkers | undefined;
   try {
-    addRunLogFile(logger, folder.stateDir);
+    addRunLogFile(logger, folder.workRoot);
     announceObsolete(options, logger);
     if (synthetic) shout(syntheticBanner(synthetic).replace(/^# /, ''));
     if (options.workers) {

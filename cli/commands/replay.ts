@@ -39,6 +39,7 @@ const REPLAYABLE = new Set(['FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT']);
 export async function run(argv: string[]): Promise<number> {
   const options = parseCommand(spec, argv);
   if (!options) return 0;
+  const devices = options.workers ? discoverDevices(options.devices) : undefined;
   const session = await openSession(options);
   const { logger, client } = session;
   let workers: Awaited<ReturnType<typeof startLocalWorkers>> | undefined;
@@ -52,7 +53,7 @@ export async function run(argv: string[]): Promise<number> {
     const args = (started.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
     const memo = runMemo(description.memo);
     if (memo.runDir) addRunLogFile(logger, memo.runDir);
-    if (options.workers) workers = await startLocalWorkers(session.settings, logger, discoverDevices(options.devices));
+    if (devices) workers = await startLocalWorkers(session.settings, logger, devices);
     const replayed = await client.workflow.start(started.workflowType.name, {
       workflowId: description.workflowId,
       taskQueue: started.taskQueue.name,

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { commonShape, parseCommand, type CommandSpec } from '../args';
 import { runUiLink } from '../config';
 import { discoverDevices } from '../devices';
-import { startLocalWorkers, type LocalWorkers } from '../local-workers';
+import { localDeviceIds, startLocalWorkers, type LocalWorkers } from '../local-workers';
 import { addRunLogFile } from '../logging';
 import { follow } from '../progress';
 import { startOrAttach } from '../runs';
@@ -65,6 +65,7 @@ function checkReport(reportPath: string, files: number): string[] {
 export async function run(argv: string[]): Promise<number> {
   const options = parseCommand(spec, argv);
   if (!options) return 0;
+  const devices = options.workers ? discoverDevices(options.devices) : undefined;
   const session = await openSession(options);
   const { logger, client, settings } = session;
   let workers: LocalWorkers | undefined;
@@ -73,13 +74,12 @@ export async function run(argv: string[]): Promise<number> {
     addRunLogFile(logger, runDir);
     const dag = getPipeline('selftest');
     const selftestSettings = { files: options.files, lines: options.lines, rounds: 1, sleepMs: options.sleepMs, seed: options.seed };
-    if (options.workers) workers = await startLocalWorkers(settings, logger, discoverDevices(options.devices));
     const input: RunPipelineInput = {
       dag,
       inputs: { settings: selftestSettings },
       workDir: path.join(runDir, 'work'),
       taskQueuePrefix: settings.taskQueuePrefix,
-      devices: workers?.devices ?? [],
+      devices: devices ? localDeviceIds(devices) : [],
     };
     const started = await startOrAttach(client, {
       pipeline: dag.name,
@@ -93,7 +93,10 @@ export async function run(argv: string[]): Promise<number> {
     logger.info(`${started.attached ? 'attached to' : 'started'} run ${started.workflowId}`, { run_id: started.runId });
     const link = runUiLink(settings, started.workflowId, started.runId);
     if (link) logger.info(`web UI: ${link}`);
-    if (workers) await workers.offerTo(started.handle);
+    if (devices && !started.completed) {
+      workers = await startLocalWorkers(settings, logger, devices);
+      await workers.offerTo(started.handle);
+    }
     const result = await follow<RunPipelineResult>(started.handle, logger, { enabled: options.progress && !options.quiet, lineIntervalS: 10 });
     const report = fileOutput.parse(result.outputs.report).path;
     const problems = checkReport(report, options.files);

@@ -30,9 +30,10 @@ const spec: CommandSpec<z.infer<typeof schema>> = {
 export async function run(argv: string[]): Promise<number> {
   const options = parseCommand(spec, argv);
   if (!options) return 0;
+  const devices = discoverDevices(options.devices);
   const session = await openSession(options);
   const { client, logger } = session;
-  const workers = await startLocalWorkers(session.settings, logger, discoverDevices(options.devices));
+  const workers = await startLocalWorkers(session.settings, logger, devices);
   const announced = new Set<string>();
   const announceToRunningRuns = async () => {
     try {
