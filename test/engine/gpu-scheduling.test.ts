@@ -72,9 +72,9 @@ describe('engine: gpu scheduling', function () {
 
   it('keeps the fast device busy while a 3x slower one takes fewer tasks; no task completes twice', async () => {
     const base = 10_000;
-    // Tasks of 400 ms: each hand-over costs the worker a poll (~10-20 ms), negligible for real shards.
+    // Tasks of 500 ms: each hand-over costs the worker a poll (~10-20 ms), negligible for real shards.
     const numbers = Array.from({ length: 20 }, (_, i) => base + i);
-    const handle = await start(gpuScatter('balance', { ms: 400, slowdown: { [SLOW]: 3 } }), numbers);
+    const handle = await start(gpuScatter('balance', { ms: 500, slowdown: { [SLOW]: 3 } }), numbers);
     const result = await handle.result();
     assert.deepEqual(result.outputs.doubled, numbers.map((n) => 2 * n));
 

@@ -56,6 +56,8 @@ interface Device {
 
 /** Steal a running task only when starting over here is clearly sooner (guards against churn). */
 const STEAL_MARGIN = 1.25;
+/** Fraction of a device's mean task time its running task must still have left to lose the next. */
+const QUEUED_STEAL_GUARD = 0.1;
 
 export class DevicePool {
   private readonly devices = new Map<string, Device>();
@@ -146,25 +148,38 @@ export class DevicePool {
   private stealable(idle: Device): Dispatch | null {
     const now = Date.now();
     const ownMean = this.meanMs(idle);
+    if (ownMean === null) return null;
     let best: Dispatch | null = null;
     let bestFinish = -Infinity;
     for (const device of this.devices.values()) {
       if (device === idle || device.inFlight.length === 0) continue;
+      const running = device.inFlight[0];
+      const runningEnd = this.expectedEnd(device, running, ownMean, now);
+      if (runningEnd === null) continue;
       const last = device.inFlight[device.inFlight.length - 1];
-      if (device.inFlight.length >= 2) {
-        // Queued behind a running task: it starts sooner here, and nothing is lost.
-        return last;
+      let finish = runningEnd;
+      if (last !== running) {
+        // A queued task only once its predecessor is clearly not about to finish: if it had just
+        // finished (its completion not yet seen here), the queued one may already be running.
+        const mean = this.meanMs(device);
+        if (mean === null || runningEnd - now < QUEUED_STEAL_GUARD * mean) continue;
+        finish = runningEnd + mean;
       }
-      if (ownMean === null || last.startedAt === null) continue;
-      const mean = this.meanMs(device);
-      // A device that has finished nothing yet is judged by the time it has already taken.
-      const expectedFinish = mean !== null ? last.startedAt + mean : now - last.startedAt > 3 * ownMean ? Infinity : -Infinity;
-      if (now + ownMean * STEAL_MARGIN < expectedFinish && expectedFinish > bestFinish) {
+      if (now + ownMean * STEAL_MARGIN < finish && finish > bestFinish) {
         best = last;
-        bestFinish = expectedFinish;
+        bestFinish = finish;
       }
     }
     return best;
+  }
+
+  /** When the running task of `device` should end: from its mean, or never if it is far overdue. */
+  private expectedEnd(device: Device, running: Dispatch, ownMean: number, now: number): number | null {
+    if (running.startedAt === null) return null;
+    const mean = this.meanMs(device);
+    if (mean !== null) return running.startedAt + mean;
+    // A device that has finished nothing yet is judged by the time it has already taken.
+    return now - running.startedAt > 3 * ownMean ? Infinity : null;
   }
 
   private activities(device: Device, spec: ProcessSpec): StepActivities {
