@@ -1,0 +1,104 @@
+"""The fast path on CPU (fp32, tiny synthetic models): agreement with the original's way,
+order restoration, determinism, out-of-memory retries and cancellation."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from virnucpro_runtime import engine, models_api, reference, shards
+
+BENCH_FRAMES = "bench/data/frames_500bp.arrow"
+
+
+@pytest.fixture(scope="module")
+def models():
+    return models_api.load_models(torch.device("cpu"), torch.float32, synthetic="tiny")
+
+
+@pytest.fixture(scope="module")
+def small_shard(tmp_path_factory):
+    """40 real frames (from the benchmark set) with a few short ones, rows shuffled so that
+    length-sorting really reorders them."""
+    full = shards.read_frames(_repo_file(BENCH_FRAMES))
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(len(full))[:40]
+    proteins = [full.proteins[r] if i % 4 else full.proteins[r][: 10 + i] for i, r in enumerate(rows)]
+    path = tmp_path_factory.mktemp("shard") / "frames-00000.arrow"
+    shards.write_frames(path, [full.frame_ids[r] for r in rows], list(range(40)), [full.nucleotides[r] for r in rows], proteins)
+    return path
+
+
+def _repo_file(relative):
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2] / relative
+
+
+def _engine(models, **kwargs):
+    # Small budgets so that a 40-frame shard spans several batches of each model.
+    return engine.Engine(models, esm2_budget=kwargs.pop("esm2_budget", 1200), dnabert_budget=kwargs.pop("dnabert_budget", 1500), **kwargs)
+
+
+def test_fast_path_matches_the_originals_way_row_by_row(models, small_shard):
+    fast = _engine(models)
+    prepared = fast.prepare(small_shard)
+    assert len(prepared.esm2_plan) > 2 and len(prepared.dnabert_plan) > 2
+    out = fast.run(prepared, embeddings=True)
+    shard = shards.read_frames(small_shard)
+    ref = reference.run_reference(models, shard.nucleotides, shard.proteins)
+    figures = reference.parity(out.dnabert, out.esm2, out.scores, ref)
+    assert figures["esm2_cosine_min"] > 0.99999 and figures["dnabert_cosine_min"] > 0.99999
+    assert figures["virus_score_diff_max"] < 1e-4 and figures["label_agreement"] == 1.0
+    low, _, high = figures["reference_virus_score_quartiles"]
+    assert high - low > 0.1, "the synthetic classifier should spread scores"
+    assert out.frame_ids == shard.frame_ids
+
+
+def test_same_shard_twice_gives_bit_identical_scores(models, small_shard):
+    fast = _engine(models)
+    prepared = fast.prepare(small_shard)
+    first, second = fast.run(prepared), fast.run(prepared)
+    assert first.scores.tobytes() == second.scores.tobytes()
+
+
+def test_out_of_memory_halves_the_budget_and_retries_the_same_rows(models, small_shard):
+    limit = {"esm2": 700, "dnabert": 900}
+
+    def fake_device_limit(model, tokens):
+        if tokens > limit[model]:
+            raise torch.cuda.OutOfMemoryError(f"test hook: {tokens} tokens exceed {limit[model]}")
+
+    logged = []
+    constrained = _engine(models, oom_hook=fake_device_limit)
+    constrained.on_log = lambda level, message: logged.append((level, message))
+    prepared = constrained.prepare(small_shard)
+    out = constrained.run(prepared)
+    baseline = _engine(models).run(_engine(models).prepare(small_shard))
+    assert constrained.esm2_budget <= 700 and constrained.dnabert_budget <= 900
+    assert any("esm2: out of memory" in m for _, m in logged) and any("dnabert: out of memory" in m for _, m in logged)
+    np.testing.assert_allclose(out.scores, baseline.scores, atol=1e-5)
+
+
+def test_out_of_memory_on_a_single_sequence_is_reported_not_skipped(models, small_shard):
+    def nothing_fits(model, tokens):
+        raise torch.cuda.OutOfMemoryError("test hook: no memory at all")
+
+    with pytest.raises(engine.EngineOOM, match="single sequence"):
+        _engine(models, oom_hook=nothing_fits).run(_engine(models).prepare(small_shard))
+
+
+def test_cancelled_run_stops_with_run_cancelled(models, small_shard):
+    fast = _engine(models)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(engine.RunCancelled):
+        fast.run(fast.prepare(small_shard), cancel=cancel)
+
+
+def test_progress_counts_every_frame_once(models, small_shard):
+    fast = _engine(models)
+    progress = engine.Progress(frames_total=40)
+    fast.run(fast.prepare(small_shard), progress=progress)
+    frames, tokens, _ = progress.snapshot()
+    assert frames == 40 and tokens == sum(len(p) + 2 for p in shards.read_frames(small_shard).proteins)

@@ -1,0 +1,72 @@
+"""``python -m virnucpro_runtime <command>``: serve (the resident runtime), bench, embed.
+
+Each command registers a (configure, run) pair; run imports its module lazily so that
+``serve`` starts without loading benchmark code, and the allocator setting below is in
+place before anything imports torch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Fragmentation from variable-size packed batches otherwise strands GPU memory between
+# shards. Must be set before torch initialises CUDA; a user's own setting wins.
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+
+def _configure_serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cuda:N or cpu (default cpu)")
+    parser.add_argument("--progress-interval", type=float, default=2.0, help="seconds between progress events")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from . import serve
+
+    return serve.main(args.device, progress_interval_s=args.progress_interval)
+
+
+def _configure_bench(parser: argparse.ArgumentParser) -> None:
+    from . import bench
+
+    bench.configure(parser)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.main(args)
+
+
+def _configure_embed(parser: argparse.ArgumentParser) -> None:
+    from . import embed
+
+    embed.configure(parser)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from . import embed
+
+    return embed.main(args)
+
+
+COMMANDS = {
+    "serve": ("run the resident runtime (JSON lines on stdin/stdout)", _configure_serve, _run_serve),
+    "bench": ("benchmark ESM-2/DNABERT-S throughput and parity (full-size random weights)", _configure_bench, _run_bench),
+    "embed": ("embed a FASTA or frame shard with ESM-2 and/or DNABERT-S into Parquet", _configure_embed, _run_embed),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m virnucpro_runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, configure, run) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text)
+        configure(command_parser)
+        command_parser.set_defaults(run=run)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The fast path: one frame shard in, softmax scores (and optionally embeddings) out.
+
+Per shard:
+1. ``prepare`` (CPU, may run on a thread while the previous shard computes): read the
+   shard, tokenise proteins (ESM-2) and nucleotides (DNABERT-S), plan length-sorted
+   batches under each model's token budget.
+2. ``run``: a producer thread assembles each planned batch into (pinned) host tensors and
+   hands it over through a bounded queue, so assembling batch k+1 overlaps the device
+   working on batch k. The consumer copies a batch to the device (non_blocking), runs the
+   model, pools, and scatters the pooled vectors into device-resident [N, 768] / [N, 2560]
+   buffers at the batch's shard rows, which restores the shard's original order for free.
+   No batch waits for the host: the only host syncs are the final copy of the scores
+   (and embeddings) and the progress counter's non-blocking event queries.
+3. Classifier + softmax on the device over concat(DNABERT-S, ESM-2) in fp32.
+
+Out of memory: ``torch.OutOfMemoryError`` on a batch halves that model's budget, re-plans
+the same rows under it and retries; nothing is skipped. A test hook (``oom_hook``) lets
+CPU tests trigger the real exception type.
+
+Precision: weights and activations in ``dtype`` (bf16 on CUDA, fp32 on CPU by default);
+pooling sums, classifier and softmax in fp32 (the models' pooling helpers return fp32).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import packing, shards
+from .models_api import LoadedModels
+
+log = logging.getLogger(__name__)
+
+ESM2_WIDTH = 2560
+DNABERT_WIDTH = 768
+
+# Bytes of live activations per packed token inside one ESM-2 layer, in units of the
+# element size: residual, LN output, fused QKV, rotated q/k, attention output and the
+# output projection (about 12 x hidden), the FFN's two intermediates (2 x ffn), plus slack
+# for the allocator's rounding. Checked against measured peaks on an H200 (bench/README.md).
+def esm2_bytes_per_token(hidden: int, ffn: int, element_size: int) -> int:
+    return (16 * hidden + 3 * ffn) * element_size
+
+
+DEFAULT_CPU_ESM2_BUDGET = 4096
+DEFAULT_CPU_DNABERT_BUDGET = 8192
+MAX_CUDA_ESM2_BUDGET = 65536  # beyond this the matmuls are already large; tuning may raise it
+CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS = 0.5
+
+
+class RunCancelled(Exception):
+    pass
+
+
+class EngineOOM(Exception):
+    """Out of memory on a single sequence: no smaller batch exists."""
+
+
+@dataclass(frozen=True)
+class PreparedShard:
+    path: str
+    frame_ids: list[str]
+    esm2_tokens: packing.TokenizedSet
+    dnabert_tokens: packing.TokenizedSet
+    esm2_plan: list[np.ndarray]
+    dnabert_plan: list[np.ndarray]
+    prepare_seconds: float
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+
+@dataclass
+class RunOutput:
+    frame_ids: list[str]
+    scores: np.ndarray  # float32 [N, 2]: P(others), P(virus)
+    dnabert: np.ndarray | None
+    esm2: np.ndarray | None
+    esm2_tokens: int
+    dnabert_tokens: int
+    seconds: float
+
+
+@dataclass
+class Progress:
+    """Frames whose ESM-2 batch has finished on the device, counted without blocking it:
+    each batch records an event, and ``snapshot`` counts the events that have completed."""
+
+    frames_total: int
+    frames_done: int = 0
+    esm2_tokens_done: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    _pending: deque = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def batch_launched(self, frames: int, tokens: int, device: torch.device) -> None:
+        event = None
+        if device.type == "cuda":
+            event = torch.cuda.Event()
+            event.record()
+        with self._lock:
+            self._pending.append((event, frames, tokens))
+
+    def snapshot(self) -> tuple[int, int, float]:
+        with self._lock:
+            while self._pending and (self._pending[0][0] is None or self._pending[0][0].query()):
+                _event, frames, tokens = self._pending.popleft()
+                self.frames_done += frames
+                self.esm2_tokens_done += tokens
+            return self.frames_done, self.esm2_tokens_done, time.perf_counter() - self.started
+
+
+_DONE = object()
+
+
+class Engine:
+    def __init__(
+        self,
+        models: LoadedModels,
+        esm2_budget: int | None = None,
+        dnabert_budget: int | None = None,
+        oom_hook: Callable[[str, int], None] | None = None,
+    ):
+        self.models = models
+        self.device = models.device
+        self.esm2_budget = esm2_budget or default_esm2_budget(models)
+        self.dnabert_budget = dnabert_budget or default_dnabert_budget(self.device, self.esm2_budget)
+        self.oom_hook = oom_hook
+        self.on_log: Callable[[str, str], None] = lambda level, message: log.log(getattr(logging, level.upper()), message)
+        self.queue_depth = 4
+
+    # --- 1. CPU side -----------------------------------------------------------------
+    def prepare(self, shard_path: str) -> PreparedShard:
+        started = time.perf_counter()
+        shard = shards.read_frames(shard_path)
+        esm2_tokens = self.models.tokenize_proteins(shard.proteins)
+        dnabert_tokens = self.models.tokenize_nucleotides(shard.nucleotides)
+        return PreparedShard(
+            path=str(shard_path),
+            frame_ids=shard.frame_ids,
+            esm2_tokens=esm2_tokens,
+            dnabert_tokens=dnabert_tokens,
+            esm2_plan=packing.plan_packed(esm2_tokens.lengths, self.esm2_budget),
+            dnabert_plan=packing.plan_padded(dnabert_tokens.lengths, self.dnabert_budget),
+            prepare_seconds=time.perf_counter() - started,
+        )
+
+    # --- 2. device side --------------------------------------------------------------
+    @torch.inference_mode()
+    def run(
+        self,
+        prepared: PreparedShard,
+        embeddings: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RunOutput:
+        started = time.perf_counter()
+        n = len(prepared)
+        progress = progress or Progress(frames_total=n)
+        cancel = cancel or threading.Event()
+        dnabert_out = torch.empty(n, DNABERT_WIDTH, dtype=torch.float32, device=self.device)
+        esm2_out = torch.empty(n, ESM2_WIDTH, dtype=torch.float32, device=self.device)
+
+        work = [("dnabert", rows) for rows in prepared.dnabert_plan] + [("esm2", rows) for rows in prepared.esm2_plan]
+        batches: queue.Queue = queue.Queue(maxsize=self.queue_depth)
+        stop = threading.Event()
+        producer = threading.Thread(
+            target=self._produce, args=(prepared, work, batches, stop), name="batch-producer", daemon=True
+        )
+        producer.start()
+        try:
+            while True:
+                item = batches.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if cancel.is_set():
+                    raise RunCancelled(f"run of {prepared.path} cancelled")
+                kind, batch = item
+                if kind == "dnabert":
+                    self._dnabert_batch(prepared, batch, dnabert_out)
+                else:
+                    self._esm2_batch(prepared, batch, esm2_out, progress)
+            scores = self._classify(dnabert_out, esm2_out)
+            host = [scores] + ([dnabert_out, esm2_out] if embeddings else [])
+            host = [t.to("cpu", non_blocking=self.device.type == "cuda") for t in host]
+            if self.device.type == "cuda":
+                torch.cuda.current_stream(self.device).synchronize()
+        finally:
+            stop.set()
+            producer.join()
+            del dnabert_out, esm2_out
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # between shards, hand fragmented blocks back
+        progress.snapshot()
+        return RunOutput(
+            frame_ids=prepared.frame_ids,
+            scores=host[0].numpy(),
+            dnabert=host[1].numpy() if embeddings else None,
+            esm2=host[2].numpy() if embeddings else None,
+            esm2_tokens=int(prepared.esm2_tokens.lengths.sum()),
+            dnabert_tokens=int(prepared.dnabert_tokens.lengths.sum()),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _produce(self, prepared: PreparedShard, work, batches: queue.Queue, stop: threading.Event) -> None:
+        pin = self.device.type == "cuda"
+        try:
+            for kind, rows in work:
+                if kind == "dnabert":
+                    batch = packing.assemble_padded(prepared.dnabert_tokens, rows, self.models.dnabert_pad_id, pin)
+                else:
+                    batch = packing.assemble_packed(prepared.esm2_tokens, rows, pin)
+                if not _put_unless_stopped(batches, (kind, batch), stop):
+                    return
+            _put_unless_stopped(batches, _DONE, stop)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            _put_unless_stopped(batches, exc, stop)
+
+    def _esm2_batch(self, prepared: PreparedShard, batch: packing.PackedBatch, out: torch.Tensor, progress: Progress) -> None:
+        try:
+            if self.oom_hook:
+                self.oom_hook("esm2", batch.n_tokens)
+            tokens = batch.tokens.to(self.device, non_blocking=True)
+            cu_seqlens = batch.cu_seqlens.to(self.device, non_blocking=True)
+            rows = batch.rows.to(self.device, non_blocking=True)
+            pooled = self.models.embed_proteins_packed(tokens, cu_seqlens, batch.max_seqlen)
+            out.index_copy_(0, rows, pooled)
+        except torch.OutOfMemoryError:
+            self.esm2_budget = self._halve_after_oom("esm2", batch, self.esm2_budget)
+            for rows in packing.plan_packed(prepared.esm2_tokens.lengths[batch.rows.numpy()], self.esm2_budget):
+                sub = packing.assemble_packed(prepared.esm2_tokens, batch.rows.numpy()[rows], pin=False)
+                self._esm2_batch(prepared, sub, out, progress)
+            return
+        progress.batch_launched(len(batch.rows), batch.n_tokens, self.device)
+
+    def _dnabert_batch(self, prepared: PreparedShard, batch: packing.PaddedBatch, out: torch.Tensor) -> None:
+        try:
+            if self.oom_hook:
+                self.oom_hook("dnabert", int(batch.input_ids.numel()))
+            input_ids = batch.input_ids.to(self.device, non_blocking=True)
+            lengths = batch.lengths.to(self.device, non_blocking=True)
+            rows = batch.rows.to(self.device, non_blocking=True)
+            pooled = self.models.embed_nucleotides_padded(input_ids, lengths)
+            out.index_copy_(0, rows, pooled)
+        except torch.OutOfMemoryError:
+            self.dnabert_budget = self._halve_after_oom("dnabert", batch, self.dnabert_budget)
+            for rows in packing.plan_padded(prepared.dnabert_tokens.lengths[batch.rows.numpy()], self.dnabert_budget):
+                sub = packing.assemble_padded(
+                    prepared.dnabert_tokens, batch.rows.numpy()[rows], self.models.dnabert_pad_id, pin=False
+                )
+                self._dnabert_batch(prepared, sub, out)
+
+    def _halve_after_oom(self, model: str, batch, budget: int) -> int:
+        if len(batch.rows) == 1:
+            raise EngineOOM(f"{model}: out of memory on a single sequence of {batch.n_tokens} tokens")
+        size = batch.n_tokens if model == "esm2" else int(batch.input_ids.numel())
+        new_budget = max(1, min(budget, size) // 2)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.on_log("warning", f"{model}: out of memory on a batch of {size} tokens; token budget {budget} -> {new_budget}, retrying the same rows")
+        return new_budget
+
+    # --- 3. classifier -----------------------------------------------------------------
+    def _classify(self, dnabert: torch.Tensor, esm2: torch.Tensor, rows_per_step: int = 65536) -> torch.Tensor:
+        scores = torch.empty(dnabert.shape[0], 2, dtype=torch.float32, device=self.device)
+        for start in range(0, dnabert.shape[0], rows_per_step):
+            end = start + rows_per_step
+            features = torch.cat([dnabert[start:end], esm2[start:end]], dim=1)  # DNABERT-S first, as the original
+            logits = self.models.classifier(features).float()
+            scores[start:end] = torch.softmax(logits, dim=1)
+        return scores
+
+
+def _put_unless_stopped(target: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            target.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def default_esm2_budget(models: LoadedModels) -> int:
+    if models.device.type != "cuda":
+        return DEFAULT_CPU_ESM2_BUDGET
+    free, _total = torch.cuda.mem_get_info(models.device)
+    per_token = esm2_bytes_per_token(models.esm2_hidden, models.esm2_ffn, models.dtype.itemsize)
+    fits = int(free * CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS) // per_token
+    return max(1024, min(MAX_CUDA_ESM2_BUDGET, fits))
+
+
+def default_dnabert_budget(device: torch.device, esm2_budget: int) -> int:
+    # DNABERT-S needs ~1/20 of ESM-2's activation memory per token, but its padded attention
+    # materialises [B, heads, L, L] scores; 4x the ESM-2 budget keeps both well inside memory.
+    if device.type != "cuda":
+        return DEFAULT_CPU_DNABERT_BUDGET
+    return 4 * esm2_budget

@@ -1,0 +1,118 @@
+"""The three models as the engine uses them: tokenise, embed a batch, classify.
+
+``LoadedModels`` wraps the model modules (``models/``) and tokenisers (``tokenizers.py``)
+behind the handful of calls the engine, the reference path and the benchmark make, so
+those never depend on a model file's internals. ``load_models`` builds it from checkpoint
+paths (or synthetic checkpoints) for ``serve``'s ``load`` request.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import tokenizers
+from .packing import TokenizedSet
+from .models.esm2 import mean_residues_packed
+
+
+class WeightsUnavailable(Exception):
+    """A checkpoint is missing or cannot be loaded (the protocol's ``weights`` error)."""
+
+
+@dataclass
+class LoadedModels:
+    device: torch.device
+    dtype: torch.dtype
+    esm2: torch.nn.Module
+    dnabert: torch.nn.Module
+    dna_tokenizer: tokenizers.DnaTokenizer
+    classifier: torch.nn.Module
+    sources: dict
+    # Replaces esm2.forward_packed when set (compiled.py's torch.compile path).
+    esm2_packed_forward: Callable | None = None
+
+    @property
+    def esm2_hidden(self) -> int:
+        return self.esm2.cfg.embed_dim
+
+    @property
+    def esm2_ffn(self) -> int:
+        return self.esm2.cfg.ffn_dim
+
+    @property
+    def esm2_layers(self) -> int:
+        return self.esm2.cfg.num_layers
+
+    @property
+    def dnabert_pad_id(self) -> int:
+        return self.dna_tokenizer.pad_id
+
+    def tokenize_proteins(self, proteins: list[str]) -> TokenizedSet:
+        flat, cu_seqlens = tokenizers.esm_encode_packed(proteins)
+        return TokenizedSet(flat=flat, offsets=cu_seqlens.astype(np.int64))
+
+    def tokenize_nucleotides(self, nucleotides: list[str]) -> TokenizedSet:
+        return TokenizedSet.from_lists(self.dna_tokenizer.encode(nucleotides))
+
+    def embed_proteins_packed(self, tokens: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
+        """Packed ESM-2 batch -> per-sequence residue means [B, 2560] float32."""
+        forward = self.esm2_packed_forward or self.esm2.forward_packed
+        hidden = forward(tokens, cu_seqlens, max_seqlen)
+        return mean_residues_packed(hidden, cu_seqlens)
+
+    def embed_nucleotides_padded(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Padded DNABERT-S batch -> mean over all tokens incl. [CLS]/[SEP], [B, 768] float32."""
+        return self.dnabert.embed(input_ids, lengths)
+
+    def describe(self) -> dict:
+        return {
+            "esm2": {"layers": self.esm2_layers, "hidden": self.esm2_hidden, "source": self.sources.get("esm2")},
+            "dnabert": {"source": self.sources.get("dnabert")},
+            "classifier": {"source": self.sources.get("classifier")},
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+
+def load_models(
+    device: torch.device,
+    dtype: torch.dtype,
+    esm2: str | None = None,
+    dnabert: str | None = None,
+    classifier: str | None = None,
+    synthetic: str | None = None,
+) -> LoadedModels:
+    """Load from explicit paths; with ``synthetic`` ("tiny"/"full"), random-weight
+    checkpoints in the real formats fill in whatever path was not given."""
+    from . import weights
+    from .models.classifier import load_classifier
+
+    paths = {"esm2": esm2, "dnabert": dnabert, "classifier": classifier}
+    if synthetic is not None:
+        from . import synthetic as synthetic_mod
+
+        generated = synthetic_mod.write_checkpoints(synthetic, Path(tempfile.mkdtemp(prefix=f"virnucpro-synthetic-{synthetic}-")))
+        paths = {name: paths[name] or str(generated[name]) for name in paths}
+    missing = [name for name, path in paths.items() if path is None]
+    if missing:
+        raise WeightsUnavailable(f"no weights given for {', '.join(missing)} (pass paths, or synthetic='tiny'|'full')")
+    try:
+        esm2_model = weights.load_esm2(paths["esm2"], device, dtype)
+        dnabert_model, dna_tokenizer = weights.load_dnabert_s(paths["dnabert"], device, dtype)
+        classifier_model = load_classifier(paths["classifier"], device)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise WeightsUnavailable(str(exc)) from exc
+    return LoadedModels(
+        device=device,
+        dtype=dtype,
+        esm2=esm2_model.eval(),
+        dnabert=dnabert_model.eval(),
+        dna_tokenizer=dna_tokenizer,
+        classifier=classifier_model.float().eval(),
+        sources={name: str(path) for name, path in paths.items()},
+    )

@@ -1,0 +1,259 @@
+"""The resident runtime: ``python -m virnucpro_runtime serve --device cuda:N|cpu``.
+
+Reads protocol requests from stdin (one JSON object per line) and writes replies and
+events to stdout; everything else, including anything a library prints, goes to stderr.
+
+Threads:
+- the reader (main thread) validates each line and answers ``health`` and ``cancel`` at
+  once, so they never wait behind a long run;
+- one worker executes ``load`` and ``run`` jobs in arrival order; while it computes a
+  shard, the next queued shard is read and tokenised on a prefetch thread;
+- a reporter emits a ``progress`` event every ``progress_interval_s`` while a run is active.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import torch
+
+from . import engine as engine_mod
+from . import protocol, shards, tuning
+from .models_api import WeightsUnavailable, load_models
+from .telemetry import DeviceMonitor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    request: protocol.Request
+    cancel: threading.Event = field(default_factory=threading.Event)
+    prepared: concurrent.futures.Future | None = None
+
+
+class Server:
+    def __init__(self, device: str, out: TextIO, progress_interval_s: float = 2.0):
+        self.device = torch.device(device)
+        self.out = out
+        self.progress_interval_s = progress_interval_s
+        self.monitor = DeviceMonitor(self.device)
+        self.engine: engine_mod.Engine | None = None
+        self._write_lock = threading.Lock()
+        self._jobs: deque[Job] = deque()
+        self._jobs_changed = threading.Condition()
+        self._active: Job | None = None
+        self._active_progress: engine_mod.Progress | None = None
+        self._stopping = False
+        self._prefetcher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-prefetch")
+        self._worker = threading.Thread(target=self._work, name="runtime-worker", daemon=True)
+        self._reporter = threading.Thread(target=self._report, name="progress-reporter", daemon=True)
+
+    # --- output ----------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        line = protocol.encode(message)
+        with self._write_lock:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def log_event(self, level: str, message: str) -> None:
+        log.log(getattr(logging, level.upper()), message)
+        self.send(protocol.log_event(level, message))
+
+    # --- reader ----------------------------------------------------------------------
+    def serve(self, source: TextIO) -> int:
+        self._worker.start()
+        self._reporter.start()
+        for line in source:
+            if not line.strip():
+                continue
+            try:
+                request = protocol.parse_request(line)
+            except protocol.ProtocolError as exc:
+                self.send(protocol.error_reply(exc.request_id, exc.type, str(exc)))
+                continue
+            if request.op == "health":
+                self.send(protocol.ok_reply(request.id, self._health()))
+            elif request.op == "cancel":
+                self.send(protocol.ok_reply(request.id, {"cancelled": self._cancel(request.args["target"])}))
+            elif request.op == "shutdown":
+                self._shutdown()
+                self.send(protocol.ok_reply(request.id, {}))
+                return 0
+            else:
+                with self._jobs_changed:
+                    self._jobs.append(Job(request))
+                    self._prefetch_next()
+                    self._jobs_changed.notify_all()
+        self._shutdown()  # stdin closed: the activity is gone, stop cleanly
+        return 0
+
+    def _health(self) -> dict[str, Any]:
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        return {
+            "device": str(self.device),
+            "device_name": name,
+            "torch": torch.__version__,
+            "loaded": self.engine is not None,
+            "busy": self._active is not None,
+            "free_memory_bytes": self.monitor.free_memory_bytes(),
+        }
+
+    def _cancel(self, target: str) -> bool:
+        with self._jobs_changed:
+            if self._active is not None and self._active.request.id == target:
+                self._active.cancel.set()
+                return True
+            for job in list(self._jobs):
+                if job.request.id == target:
+                    self._jobs.remove(job)
+                    if job.prepared is not None:
+                        job.prepared.cancel()
+                    self.send(protocol.error_reply(target, "cancelled", "cancelled before it started"))
+                    return True
+        return False
+
+    def _shutdown(self) -> None:
+        with self._jobs_changed:
+            self._stopping = True
+            for job in self._jobs:
+                self.send(protocol.error_reply(job.request.id, "cancelled", "runtime shutting down"))
+            self._jobs.clear()
+            if self._active is not None:
+                self._active.cancel.set()
+            self._jobs_changed.notify_all()
+        self._worker.join()
+        self._reporter.join()
+        self._prefetcher.shutdown(wait=True, cancel_futures=True)
+
+    # --- worker ----------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._jobs_changed:
+                while not self._jobs and not self._stopping:
+                    self._jobs_changed.wait()
+                if self._stopping:
+                    return
+                job = self._jobs.popleft()
+                self._active = job
+                self._prefetch_next()
+            try:
+                result = self._execute(job)
+                self.send(protocol.ok_reply(job.request.id, result))
+            except Exception as exc:
+                type_, message = _classify_error(exc)
+                if type_ == "internal":
+                    log.exception("request %s failed", job.request.id)
+                self.send(protocol.error_reply(job.request.id, type_, message))
+            finally:
+                with self._jobs_changed:
+                    self._active = None
+                    self._active_progress = None
+
+    def _prefetch_next(self) -> None:
+        """Called with the job lock held: while a shard computes, read the next one."""
+        if self.engine is None or self._active is None or self._active.request.op != "run" or not self._jobs:
+            return
+        upcoming = self._jobs[0]
+        if upcoming.request.op == "run" and upcoming.prepared is None:
+            upcoming.prepared = self._prefetcher.submit(self.engine.prepare, upcoming.request.args["shard"])
+
+    def _execute(self, job: Job) -> dict[str, Any]:
+        if job.request.op == "load":
+            return self._load(job.request.args)
+        return self._run(job)
+
+    def _load(self, args: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        default_dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+        dtype = getattr(torch, args.get("dtype") or default_dtype)
+        self.engine = None
+        models = load_models(
+            self.device,
+            dtype,
+            esm2=args.get("esm2"),
+            dnabert=args.get("dnabert"),
+            classifier=args.get("classifier"),
+            synthetic=args.get("synthetic"),
+        )
+        budget = args.get("token_budget") or tuning.tuned_budget(self.device, models)
+        engine = engine_mod.Engine(models, esm2_budget=budget)
+        engine.on_log = self.log_event
+        self.engine = engine
+        return {"models": models.describe(), "seconds": round(time.perf_counter() - started, 3), "token_budget": engine.esm2_budget}
+
+    def _run(self, job: Job) -> dict[str, Any]:
+        if self.engine is None:
+            raise protocol.ProtocolError("not_loaded", "no models loaded: send 'load' first")
+        args = job.request.args
+        prepared = job.prepared.result() if job.prepared is not None else self.engine.prepare(args["shard"])
+        progress = engine_mod.Progress(frames_total=len(prepared))
+        with self._jobs_changed:
+            self._active_progress = progress
+        output = self.engine.run(prepared, embeddings=bool(args.get("embeddings", False)), progress=progress, cancel=job.cancel)
+        table = shards.results_table(output.frame_ids, output.scores, output.dnabert, output.esm2)
+        marker = shards.write_table_atomically(args["out"], table)
+        self._send_progress(job.request.id, progress)
+        return {
+            "frames": len(output.frame_ids),
+            "out": os.path.abspath(args["out"]),
+            "sha256": marker["sha256"],
+            "bytes": marker["bytes"],
+            "seconds": round(output.seconds + prepared.prepare_seconds, 3),
+            "esm2_tokens": output.esm2_tokens,
+            "dnabert_tokens": output.dnabert_tokens,
+        }
+
+    # --- progress reporter -------------------------------------------------------------
+    def _report(self) -> None:
+        while True:
+            time.sleep(self.progress_interval_s)
+            with self._jobs_changed:
+                if self._stopping and self._active is None:
+                    return
+                job, progress = self._active, self._active_progress
+            if job is not None and progress is not None:
+                self._send_progress(job.request.id, progress)
+
+    def _send_progress(self, run_id: str, progress: engine_mod.Progress) -> None:
+        frames, tokens, elapsed = progress.snapshot()
+        self.send(protocol.progress_event(
+            run_id,
+            frames_done=frames,
+            frames_total=progress.frames_total,
+            tokens_per_s=round(tokens / elapsed, 1) if elapsed > 0 else 0.0,
+            frames_per_s=round(frames / elapsed, 2) if elapsed > 0 else 0.0,
+            gpu_memory_bytes=self.monitor.memory_used_bytes(),
+            gpu_utilization=self.monitor.utilization(),
+            elapsed_s=round(elapsed, 3),
+        ))
+
+
+def _classify_error(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, protocol.ProtocolError):
+        return exc.type, str(exc)
+    if isinstance(exc, engine_mod.RunCancelled):
+        return "cancelled", str(exc)
+    if isinstance(exc, (engine_mod.EngineOOM, torch.OutOfMemoryError)):
+        return "oom", str(exc)
+    if isinstance(exc, shards.ShardError):
+        return "input", str(exc)
+    if isinstance(exc, WeightsUnavailable):
+        return "weights", str(exc)
+    return "internal", f"{type(exc).__name__}: {exc}"
+
+
+def main(device: str, progress_interval_s: float = 2.0) -> int:
+    """Keep the protocol stream clean: fd 1 becomes stderr for everything else."""
+    protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return Server(device, protocol_out, progress_interval_s).serve(sys.stdin)
