@@ -36,25 +36,51 @@ export interface PredictionOutputs {
   calls: Record<RecordCall, number>;
 }
 
-async function withWriter<T>(file: string, synthetic: SyntheticWeights, body: (w: TextFileWriter) => Promise<T>): Promise<{ result: T; file: WrittenFile }> {
-  const writer = await TextFileWriter.open(file);
-  try {
-    if (synthetic) await writer.line(syntheticBanner(synthetic), false);
+/** Writes one file under its temporary name; `published` later moves them all into place. */
+class OutputSet {
+  private readonly finished: TextFileWriter[] = [];
+  private open: TextFileWriter | null = null;
+
+  constructor(private readonly synthetic: SyntheticWeights) {}
+
+  async write<T>(file: string, body: (w: TextFileWriter) => Promise<T>): Promise<{ result: T; file: WrittenFile }> {
+    const writer = await TextFileWriter.open(file);
+    this.open = writer;
+    if (this.synthetic) await writer.line(syntheticBanner(this.synthetic), false);
     const result = await body(writer);
-    return { result, file: await writer.commit() };
-  } catch (error) {
-    await writer.abandon();
-    throw error;
+    const written = await writer.finish();
+    this.open = null;
+    this.finished.push(writer);
+    return { result, file: written };
+  }
+
+  async publish(): Promise<void> {
+    for (const writer of this.finished) await writer.publish();
+  }
+
+  async abandon(): Promise<void> {
+    for (const writer of [...this.finished, ...(this.open ? [this.open] : [])]) await writer.abandon();
   }
 }
 
 export async function writePredictionOutputs(request: PredictionOutputsRequest): Promise<PredictionOutputs> {
+  const outputs = new OutputSet(request.synthetic);
+  try {
+    const result = await writeAll(request, outputs);
+    await outputs.publish();
+    return result;
+  } catch (error) {
+    await outputs.abandon();
+    throw error;
+  }
+}
+
+async function writeAll(request: PredictionOutputsRequest, outputs: OutputSet): Promise<PredictionOutputs> {
   const records = await readRecords(request.recordsPath);
   const summary = new SequenceSummary(records);
   const chunkCalls = new ChunkCalls();
-  const files: WrittenFile[] = [];
 
-  const predictions = await withWriter(path.join(request.outDir, PREDICTION_FILE), request.synthetic, async (out) => {
+  const predictions = await outputs.write(path.join(request.outDir, PREDICTION_FILE), async (out) => {
     await out.line('Sequence_ID\tPrediction\tscore1\tscore2', false);
     let frames = 0;
     for (const resultPath of request.resultPaths) {
@@ -71,10 +97,9 @@ export async function writePredictionOutputs(request: PredictionOutputsRequest):
     }
     return frames;
   });
-  files.push(predictions.file);
 
   const calls = chunkCalls.sorted();
-  const highest = await withWriter(path.join(request.outDir, HIGHEST_SCORE_FILE), request.synthetic, async (out) => {
+  const highest = await outputs.write(path.join(request.outDir, HIGHEST_SCORE_FILE), async (out) => {
     await out.line('Modified_ID\tIs_Virus', false);
     let virus = 0;
     for (const call of calls) {
@@ -84,17 +109,15 @@ export async function writePredictionOutputs(request: PredictionOutputsRequest):
     }
     return virus;
   });
-  files.push(highest.file);
 
   const { lines, calls: recordCalls } = summary.rows();
-  const summaryFile = await withWriter(path.join(request.outDir, SUMMARY_FILE), request.synthetic, async (out) => {
+  const summaryFile = await outputs.write(path.join(request.outDir, SUMMARY_FILE), async (out) => {
     await out.line(SUMMARY_HEADER, false);
     for (const line of lines) await out.line(line);
   });
-  files.push(summaryFile.file);
 
   return {
-    files,
+    files: [predictions.file, highest.file, summaryFile.file],
     frames: predictions.result,
     chunks: calls.length,
     virusChunks: highest.result,

@@ -1,6 +1,7 @@
 // Streams a (possibly very large) text output into a temporary file next to its final name and
-// renames it into place only when every byte is on disk, so a crash or a full disk never leaves
-// a partial `prediction_results.txt` behind. The whole-file helpers in activities/files/atomic.ts
+// renames it into place only when every byte is on disk (and, through `finish` + `publish`, only
+// when its sibling outputs are complete too), so a crash or a full disk never leaves a partial
+// or lone `prediction_results.txt` behind. The whole-file helpers in activities/files/atomic.ts
 // take the content in memory; the per-frame outputs of a large run do not fit in a JS string.
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -80,12 +81,22 @@ export class TextFileWriter {
     this.bytes += data.length;
   }
 
-  /** Flush, fsync, rename into place, fsync the folder. */
-  async commit(): Promise<WrittenFile> {
+  /** Flush and fsync; the file stays under its temporary name until `publish`. */
+  async finish(): Promise<WrittenFile> {
     await this.flush();
     try {
       await this.handle.sync();
       await this.handle.close();
+    } catch (error) {
+      await this.abandon();
+      throw new OutputWriteError(this.finalPath, (error as NodeJS.ErrnoException).code, error);
+    }
+    return { path: this.finalPath, rows: this.rows, bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
+
+  /** Rename a finished file into place and fsync its folder. */
+  async publish(): Promise<void> {
+    try {
       await fs.rename(this.tmpPath, this.finalPath);
       const dir = await fs.open(path.dirname(this.finalPath), 'r');
       try {
@@ -97,7 +108,13 @@ export class TextFileWriter {
       await fs.rm(this.tmpPath, { force: true });
       throw new OutputWriteError(this.finalPath, (error as NodeJS.ErrnoException).code, error);
     }
-    return { path: this.finalPath, rows: this.rows, bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
+
+  /** `finish` then `publish`: for a file that does not wait for siblings. */
+  async commit(): Promise<WrittenFile> {
+    const written = await this.finish();
+    await this.publish();
+    return written;
   }
 
   /** Drop the temporary file (after any failure, including one outside this writer). */

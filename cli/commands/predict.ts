@@ -129,7 +129,9 @@ export async function run(argv: string[]): Promise<number> {
     logger.info(`${started.attached ? 'attached to' : 'started'} run ${started.workflowId}`, { run_id: started.runId });
     const link = runUiLink(session.settings, started.workflowId, started.runId) ?? null;
     if (link) logger.info(`web UI: ${link}`);
-    if (workers) await workers.offerTo(started.handle);
+    // A completed run needs no devices (and takes no signals)
+    const completed = started.attached && (await started.handle.describe()).status.name === 'COMPLETED';
+    if (workers && !completed) await workers.offerTo(started.handle);
 
     let result: RunPipelineResult;
     try {
