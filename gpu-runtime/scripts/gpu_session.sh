@@ -18,13 +18,13 @@ nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,driver_version --
 python3 -c 'import torch, transformers, pyarrow, tokenizers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__, "pyarrow", pyarrow.__version__)'
 
 step serve smoke test, tiny synthetic models, cuda:0
-timeout 150 python3 gpu-runtime/scripts/serve_smoke.py --device cuda:0 --synthetic tiny \
+timeout 90 python3 gpu-runtime/scripts/serve_smoke.py --device cuda:0 --synthetic tiny \
   --shard bench/data/frames_500bp.arrow --work /tmp/smoke > "$OUT/serve_smoke.jsonl" 2> "$OUT/serve_smoke.stderr"
 echo "serve smoke exit $?"; tail -n 3 "$OUT/serve_smoke.jsonl"; tail -n 5 "$OUT/serve_smoke.stderr"
 
 if [[ -f gpu-runtime/scripts/gpu_parity_3b.py && -z "${SKIP_PARITY_3B:-}" ]]; then
   step ESM-2 3B parity vs fair-esm
-  timeout 200 python3 gpu-runtime/scripts/gpu_parity_3b.py --device cuda:0 --out "$OUT/parity_3b.json"
+  timeout 170 python3 gpu-runtime/scripts/gpu_parity_3b.py --device cuda:0 --out "$OUT/parity_3b.json"
   echo "parity_3b exit $?"
 fi
 

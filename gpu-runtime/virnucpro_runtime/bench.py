@@ -93,9 +93,11 @@ def build_models(size: str, device: torch.device) -> LoadedModels:
     """fp32 synthetic random-weight models of the given size on the device (synthetic.py's
     recipe and its calibrated classifier, whose scores spread over (0, 1))."""
     log(f"building {size} fp32 models on {device}")
-    with torch.device(device):
-        esm2 = synthetic.randomize_(synthetic.ESM2(synthetic.KINDS[size]["esm2"]), seed=1).eval()
-        dnabert = synthetic.randomize_(synthetic.DNABERTS(synthetic.KINDS[size]["dnabert"]), seed=2).eval()
+    with torch.device(device):  # allocate on the device; fill outside (randomize_ draws on the CPU)
+        esm2 = synthetic.ESM2(synthetic.KINDS[size]["esm2"])
+        dnabert = synthetic.DNABERTS(synthetic.KINDS[size]["dnabert"])
+    esm2 = synthetic.randomize_(esm2, seed=1).eval()
+    dnabert = synthetic.randomize_(dnabert, seed=2).eval()
     dna_tokenizer = tokenizers.DnaTokenizer(synthetic.build_dna_tokenizer(synthetic.KINDS[size]["dnabert"].vocab_size))
     classifier = synthetic.calibrated_classifier(esm2, dnabert, dna_tokenizer).to(device).eval()
     return LoadedModels(device, torch.float32, esm2, dnabert, dna_tokenizer, classifier, {"synthetic": size})
