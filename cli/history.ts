@@ -10,6 +10,8 @@ interface ActivityTally {
   failed: number;
   timedOut: number;
   cancelled: number;
+  /** Tasks that needed more than one attempt (server-side retries leave no event of their own). */
+  retried: number;
 }
 
 /** The event's kind, from whichever `<kind>EventAttributes` field it carries. */
@@ -35,7 +37,7 @@ export function summarizeHistory(history: History): string[] {
   const tally = (scheduledId: unknown): ActivityTally => {
     const type = typeOfScheduled.get(String(scheduledId)) ?? '?';
     let t = tallies.get(type);
-    if (!t) tallies.set(type, (t = { scheduled: 0, completed: 0, failed: 0, timedOut: 0, cancelled: 0 }));
+    if (!t) tallies.set(type, (t = { scheduled: 0, completed: 0, failed: 0, timedOut: 0, cancelled: 0, retried: 0 }));
     return t;
   };
   for (const event of events) {
@@ -45,6 +47,8 @@ export function summarizeHistory(history: History): string[] {
       typeOfScheduled.set(String(event.eventId), type);
       tally(event.eventId).scheduled++;
     }
+    const taskStarted = event.activityTaskStartedEventAttributes;
+    if (taskStarted && (taskStarted.attempt ?? 1) > 1) tally(taskStarted.scheduledEventId).retried++;
     if (event.activityTaskCompletedEventAttributes) tally(event.activityTaskCompletedEventAttributes.scheduledEventId).completed++;
     const failed = event.activityTaskFailedEventAttributes;
     if (failed) {
@@ -68,7 +72,7 @@ export function summarizeHistory(history: History): string[] {
   }
   const lines = [`events: ${events.length}${events.length ? ` (${eventTime(events[0])} .. ${eventTime(events[events.length - 1])})` : ''}`, `outcome: ${workflowOutcome}`];
   for (const [type, t] of [...tallies.entries()].sort()) {
-    lines.push(`activity ${type}: scheduled ${t.scheduled}, completed ${t.completed}, failed ${t.failed}, timed out ${t.timedOut}, cancelled ${t.cancelled}`);
+    lines.push(`activity ${type}: scheduled ${t.scheduled}, completed ${t.completed}, failed ${t.failed}, timed out ${t.timedOut}, cancelled ${t.cancelled}, retried ${t.retried}`);
   }
   if (children.started) lines.push(`child workflows: started ${children.started}, completed ${children.completed}, failed ${children.failed}`);
   if (failures.length) lines.push(`failures (${failures.length}, last 10):`, ...failures.slice(-10).map((f) => `  ${f}`));

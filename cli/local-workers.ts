@@ -9,6 +9,7 @@ import type { Settings } from './config';
 import { connectWorker } from './connection';
 import type { DeviceDiscovery } from './devices';
 import { routeTemporalLogs } from './logging';
+import { cachedWorkflowBundle } from './workflow-bundle';
 import { createCpuWorker, createGpuWorker } from '../activities/engine/workers';
 import { ActivityRegistry, allImplementations } from '../activities/registry';
 import { deviceId } from '../workflows/queues';
@@ -41,7 +42,13 @@ export function localDeviceIds(discovery: DeviceDiscovery): string[] {
 export async function startLocalWorkers(settings: Settings, logger: winston.Logger, discovery: DeviceDiscovery): Promise<LocalWorkers> {
   routeTemporalLogs(logger);
   const connection = await connectWorker(settings);
-  const setup = { connection, namespace: settings.namespace, taskQueuePrefix: settings.taskQueuePrefix, registry: new ActivityRegistry(allImplementations()) };
+  const setup = {
+    connection,
+    namespace: settings.namespace,
+    taskQueuePrefix: settings.taskQueuePrefix,
+    registry: new ActivityRegistry(allImplementations()),
+    workflowBundle: await cachedWorkflowBundle(settings.stateDir, logger),
+  };
   const workers: Worker[] = [await createCpuWorker(setup)];
   const devices = localDeviceIds(discovery);
   for (const id of devices) workers.push(await createGpuWorker(id, setup));
@@ -57,6 +64,8 @@ export async function startLocalWorkers(settings: Settings, logger: winston.Logg
     finished,
     announce,
     offerTo: async (handle, intervalMs = 10_000) => {
+      // A run that already finished needs no devices; that is not an error.
+      if ((await handle.describe()).status.name !== 'RUNNING') return;
       await announce(handle);
       const timer = setInterval(() => announce(handle).catch((err: Error) => logger.debug(`could not announce devices: ${err.message}`)), intervalMs);
       timer.unref();

@@ -8,11 +8,13 @@ import { UsageError } from './args';
 export interface RunMemo {
   pipeline?: string;
   runDir?: string;
+  /** The run's JSON-lines log, when it is not `<runDir>/virnucpro.log`. */
+  logFile?: string;
 }
 
 export function runMemo(memo: Record<string, unknown> | undefined): RunMemo {
   const pick = (key: string) => (typeof memo?.[key] === 'string' ? (memo[key] as string) : undefined);
-  return { pipeline: pick('pipeline'), runDir: pick('runDir') };
+  return { pipeline: pick('pipeline'), runDir: pick('runDir'), logFile: pick('logFile') };
 }
 
 /** JSON with object keys sorted, so equal values always hash equally. */
@@ -48,6 +50,8 @@ export interface RunRequest {
   args: unknown[];
   taskQueue: string;
   runDir: string;
+  /** Where the run's log goes (`addRunLogFile`'s answer) when not directly in runDir. */
+  logFile?: string;
   /** Start a fresh run even when one exists (a running one is terminated). */
   force: boolean;
 }
@@ -83,7 +87,7 @@ export async function startOrAttach(client: Client, request: RunRequest): Promis
     workflowId,
     taskQueue: request.taskQueue,
     args: request.args,
-    memo: { pipeline: request.pipeline, runDir: request.runDir },
+    memo: { pipeline: request.pipeline, runDir: request.runDir, ...(request.logFile ? { logFile: request.logFile } : {}) },
     workflowIdConflictPolicy: request.force ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
   });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { commonShape, parseCommand, type CommandSpec } from '../args';
 import { RUN_LOG_FILE } from '../logging';
-import { findRun, runMemo } from '../runs';
+import { findRun, runMemo, type RunMemo } from '../runs';
 import { openSession } from '../session';
 import { summarizeHistory } from '../history';
 
@@ -29,6 +29,16 @@ const spec: CommandSpec<z.infer<typeof schema>> = {
   schema,
 };
 
+/** The memo's log file, else `<runDir>/virnucpro.log`, else one in a folder directly below. */
+function findLogFile({ runDir, logFile }: RunMemo): string | undefined {
+  if (logFile) return logFile;
+  if (!runDir) return undefined;
+  const direct = path.join(runDir, RUN_LOG_FILE);
+  if (fs.existsSync(direct)) return direct;
+  const nested = fs.existsSync(runDir) ? fs.readdirSync(runDir).map((entry) => path.join(runDir, entry, RUN_LOG_FILE)) : [];
+  return nested.find((file) => fs.existsSync(file)) ?? direct;
+}
+
 function readable(line: string): string {
   try {
     const { timestamp, level, message, ...meta } = JSON.parse(line) as Record<string, unknown>;
@@ -45,8 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   const session = await openSession({ ...options, quiet: !options.verbose });
   try {
     const { handle, description } = await findRun(session.client, options._[0]);
-    const { runDir } = runMemo(description.memo);
-    const logFile = runDir ? path.join(runDir, RUN_LOG_FILE) : undefined;
+    const logFile = findLogFile(runMemo(description.memo));
     if (logFile && fs.existsSync(logFile)) {
       let lines = fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
       if (options.tail) lines = lines.slice(-options.tail);

@@ -166,7 +166,7 @@ async function reportFailure(error: WorkflowFailedError, handle: WorkflowHandle,
   const message = error.cause?.message ?? error.message;
   const types = await failureTypes(handle).catch(() => new Set<string>());
   const inputProblem = [...types].some((t) => INPUT_FAILURE_TYPES.has(t));
-  logger.error(message);
+  logger.log('verbose', `run failed: ${message}`, { failure_types: [...types] });
   process.stderr.write(
     `virnucpro predict: ${message}\n` +
       'Completed steps are kept: fix the problem and run the same command again (it resumes), or add --force to start over.\n',
