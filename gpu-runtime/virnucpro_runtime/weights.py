@@ -135,7 +135,7 @@ def _read_hf_files(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
         return safetensors_file, load_file(str(safetensors_file))
     bin_file = directory / "pytorch_model.bin"
     if bin_file.is_file():
-        state = restricted_load(bin_file)
+        state = restricted_load(bin_file, mmap=True)
         if not isinstance(state, dict):
             raise CheckpointError(f"{bin_file}: expected a state dict")
         return bin_file, state
@@ -153,9 +153,14 @@ def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torc
     return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
 
 
-def _finish(model: torch.nn.Module, source, state: dict[str, torch.Tensor], device, dtype, ignore=()):
-    check_state(source, state, model.state_dict(), ignore=ignore)
-    model.load_state_dict({k: state[k] for k in model.state_dict()})
+def _finish(model_class, cfg, source, state: dict[str, torch.Tensor], device, dtype, ignore=()):
+    """Build the model without initialising it (meta device), check the checkpoint's keys
+    and shapes against it, adopt the checkpoint's tensors, then move and cast."""
+    with torch.device("meta"):
+        model = model_class(cfg)
+    expected = model.state_dict()
+    check_state(source, state, expected, ignore=ignore)
+    model.load_state_dict({k: state[k] for k in expected}, assign=True)
     return model.to(device=device, dtype=dtype).eval()
 
 
@@ -280,7 +285,7 @@ def load_esm2(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.
         )
     else:
         source = path
-        checkpoint = restricted_load(path)
+        checkpoint = restricted_load(path, mmap=True)
         if not isinstance(checkpoint, dict):
             raise CheckpointError(f"{path}: expected a fair-esm checkpoint dict")
         raw = checkpoint.get("model", checkpoint)
@@ -290,7 +295,7 @@ def load_esm2(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.
         cfg = _esm2_config_from_state(
             source, state, hyper.get("encoder_attention_heads"), token_dropout=bool(hyper.get("token_dropout", True))
         )
-    return _finish(ESM2(cfg), source, state, device, dtype, ignore=ignore)
+    return _finish(ESM2, cfg, source, state, device, dtype, ignore=ignore)
 
 
 # ---- DNABERT-S ---------------------------------------------------------------------------
@@ -347,5 +352,5 @@ def load_dnabert_s(path: str | Path | None, device="cpu", dtype: torch.dtype = t
     tokenizer_file = path / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise WeightsNotFound(f"{path}: tokenizer.json not found")
-    model = _finish(DNABERTS(cfg), source, state, device, dtype, ignore=_DNABERT_IGNORED)
+    model = _finish(DNABERTS, cfg, source, state, device, dtype, ignore=_DNABERT_IGNORED)
     return model, DnaTokenizer.from_file(tokenizer_file)

@@ -74,12 +74,18 @@ _restricted_pickle.load = lambda f, **kw: _RestrictedUnpickler(f, **kw).load()
 _restricted_pickle.__name__ = "virnucpro_restricted_pickle"
 
 
-def restricted_load(path: str | Path):
-    """torch.load through the allow-list above, CUDA storages mapped to the CPU."""
+def restricted_load(path: str | Path, mmap: bool = False):
+    """torch.load through the allow-list above, CUDA storages mapped to the CPU. With
+    `mmap`, tensors of a zip-format file stay in the page cache instead of being read into
+    memory (a 3B checkpoint then never needs two copies in RAM)."""
     try:
-        return torch.load(str(path), map_location="cpu", pickle_module=_restricted_pickle, weights_only=False)
+        return torch.load(str(path), map_location="cpu", pickle_module=_restricted_pickle, weights_only=False, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"{path}: {err}") from None
+    except RuntimeError as err:
+        if mmap and "mmap" in str(err):  # legacy (pre-zip) torch.save format: no mmap
+            return restricted_load(path, mmap=False)
+        raise
 
 
 def module_state(obj, prefix: str = "") -> dict[str, torch.Tensor]:
