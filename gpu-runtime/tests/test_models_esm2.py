@@ -155,3 +155,13 @@ def test_tokenizer_matches_fair_esm_alphabet():
     # fair-esm raises KeyError on characters outside its alphabet; we encode them as <unk>.
     tokens, _ = esm_encode_packed(["mK*"])
     assert tokens.tolist() == [ESM_CLS, ESM_UNK, alphabet.get_idx("K"), ESM_UNK, ESM_EOS]
+
+
+def test_bfloat16_packed_stays_close_to_fp32(tmp_path):
+    model = randomize_(ESM2(ESM2Config(num_layers=LAYERS, embed_dim=DIM, num_heads=HEADS)), seed=8).eval()
+    path = write_esm2_fair_esm(model, tmp_path / "esm2_bf16.pt")
+    proteins = proteins_of_lengths([10, 100, 166], seed=9)
+    _, _, _, fp32 = our_packed(weights.load_esm2(path), proteins, 1022)
+    _, _, _, bf16 = our_packed(weights.load_esm2(path, dtype=torch.bfloat16), proteins, 1022)
+    assert bf16.dtype == torch.float32  # pooled in float32 whatever the model dtype
+    assert float(torch.nn.functional.cosine_similarity(fp32, bf16, dim=1).min()) > 0.99

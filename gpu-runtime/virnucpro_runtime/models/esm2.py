@@ -140,10 +140,12 @@ class ESM2(nn.Module):
             x = x.masked_fill(is_mask[:, None], 0.0)
             real = seq_index >= 0
             safe_index = seq_index.clamp(min=0)
-            counts = torch.zeros(num_seqs, device=x.device, dtype=x.dtype)
-            masked = counts.index_add(0, safe_index, (is_mask & real).to(x.dtype))
-            lengths = counts.index_add(0, safe_index, real.to(x.dtype))
-            x = x * (1 - _MASK_RATIO_TRAIN) / (1 - masked / lengths)[safe_index][:, None]
+            # Ratios in float32 whatever the model dtype (bf16 cannot count past 256 exactly).
+            counts = torch.zeros(num_seqs, device=x.device, dtype=torch.float32)
+            masked = counts.index_add(0, safe_index, (is_mask & real).float())
+            lengths = counts.index_add(0, safe_index, real.float())
+            keep_ratio = (1 - masked / lengths).to(x.dtype)
+            x = x * (1 - _MASK_RATIO_TRAIN) / keep_ratio[safe_index][:, None]
         return x * (seq_index >= 0).to(x.dtype)[:, None]
 
     def _run_layers(self, x, positions, attention: Attention) -> torch.Tensor:
