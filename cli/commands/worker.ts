@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   const options = parseCommand(spec, argv);
   if (!options) return 0;
   const devices = discoverDevices(options.devices);
-  const session = await openSession(options);
+  const session = await openSession(options, { exitOnInterrupt: false });
   const { client, logger } = session;
   const workers = await startLocalWorkers(session.settings, logger, devices);
   const announced = new Set<string>();
