@@ -100,12 +100,11 @@ class DNABERTS(nn.Module):
         """[B, H, L, L]: -slope_h * |i - j| for real keys, -inf for padded keys."""
         pos = torch.arange(max_len, device=lengths.device)
         distance = (pos[None, :] - pos[:, None]).abs().float()
-        # float32 whatever the model dtype, as MosaicBERT builds it; cast once at the end
+        # Built in float32 as MosaicBERT does, cast before it is broadcast over the batch.
         slopes = torch.tensor(alibi_slopes(self.cfg.num_heads), dtype=torch.float32, device=lengths.device)
-        alibi = -slopes[:, None, None] * distance[None]
+        alibi = (-slopes[:, None, None] * distance[None]).to(dtype)
         padded_key = pos[None, :] >= lengths[:, None]
-        bias = alibi[None].masked_fill(padded_key[:, None, None, :], float("-inf"))
-        return bias.to(dtype)
+        return alibi[None].masked_fill(padded_key[:, None, None, :], float("-inf"))
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """input_ids int64 [B, L] right-padded, lengths [B] -> last hidden states [B, L, D]
