@@ -2,7 +2,7 @@
 // reads from, so independent processes run concurrently; a scatter fans out one step per item
 // (gpu items through the device pool, cpu items inline or in child batch workflows); a gather
 // sees the scattered process's outputs as lists, in item order.
-import { ApplicationFailure, executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import { Dag, JsonValue, PIPELINE_INPUTS, ProcessSpec, scatterPort, splitChannel } from '../dsl/types';
 import { cpuQueue } from '../queues';
 import { DevicePool } from './device-pool';
@@ -48,10 +48,11 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
     progress.finished(process, 'cached', cached);
   });
   for (const device of input.devices) pool.join(device);
+  recordRunState(dag, 'running');
 
   const missing = Object.keys(dag.inputs).filter((name) => !(name in input.inputs));
   if (missing.length > 0) {
-    throw fail(progress, `pipeline "${dag.name}" started without input(s): ${missing.join(', ')}`);
+    throw fail(progress, dag, `pipeline "${dag.name}" started without input(s): ${missing.join(', ')}`);
   }
 
   const results = new Map<string, Promise<Outputs>>();
@@ -170,10 +171,11 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
     const values = await Promise.all(dag.processes.map((spec) => results.get(spec.name)!));
     finished = new Map(dag.processes.map((spec, index) => [spec.name, values[index]]));
   } catch (error) {
-    throw fail(progress, `pipeline "${dag.name}" failed: ${failureMessage(error)}`);
+    throw fail(progress, dag, `pipeline "${dag.name}" failed: ${failureMessage(error)}`);
   }
   const outputs = pipelineOutputs(dag, finished);
   progress.completed(outputs);
+  recordRunState(dag, 'completed');
   return { outputs, progress: progress.report };
 }
 
@@ -197,7 +199,16 @@ function failureMessage(error: unknown): string {
   return messages.join(': ') || String(error);
 }
 
-function fail(progress: ProgressTracker, message: string): ApplicationFailure {
+/**
+ * The run's pipeline and state in its memo, so `temporal workflow list` and the CLI can show
+ * them without a query. Added after histories were recorded: patched() keeps old runs replaying.
+ */
+function recordRunState(dag: Dag, state: 'running' | 'completed' | 'failed'): void {
+  if (patched('run-state-memo')) upsertMemo({ virnucpro: { pipeline: dag.name, version: dag.version, state } });
+}
+
+function fail(progress: ProgressTracker, dag: Dag, message: string): ApplicationFailure {
   progress.failed(message);
+  recordRunState(dag, 'failed');
   return ApplicationFailure.nonRetryable(message, 'PipelineFailed');
 }
