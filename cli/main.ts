@@ -26,6 +26,16 @@ const commands: Record<string, CommandEntry> = {
   dag: { summary: 'draw a pipeline as a Mermaid or Graphviz graph', run: async (a) => (await import('./commands/dag')).run(a) },
 };
 
+/** The message and its causes: Temporal wraps the interesting part (an activity's error) inside. */
+function describeError(err: unknown): string {
+  const messages: string[] = [];
+  for (let e: unknown = err; e && messages.length < 4; e = (e as { cause?: unknown }).cause) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (message && !messages.includes(message)) messages.push(message);
+  }
+  return messages.join(': ') || String(err);
+}
+
 function version(): string {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (require(`${packageRoot}/package.json`) as { version: string }).version;
@@ -71,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const verbose = rest.includes('-v') || rest.includes('--verbose');
-    process.stderr.write(`virnucpro ${name}: ${verbose && err instanceof Error ? err.stack : (err as Error)?.message ?? String(err)}\n`);
+    process.stderr.write(`virnucpro ${name}: ${verbose && err instanceof Error ? err.stack : describeError(err)}\n`);
     return 1;
   }
 }

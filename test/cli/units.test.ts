@@ -1,0 +1,144 @@
+// The CLI's pure pieces: argv syntax, run identity, settings resolution, device selection,
+// progress arithmetic. No processes, no Temporal.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { commonShape, parseCommand, UsageError, type CommandSpec } from '../../cli/args';
+import { loadSettings, runUiLink } from '../../cli/config';
+import { discoverDevices } from '../../cli/devices';
+import { EtaEstimator, totals } from '../../cli/progress';
+import { canonicalJson, runIdFor } from '../../cli/runs';
+import type { ProgressReport } from '../../workflows/engine/messages';
+
+const schema = z.object({
+  _: z.tuple([z.string()]).or(z.tuple([z.string(), z.string()])),
+  count: z.coerce.number().int().default(1),
+  progress: z.boolean().default(true),
+  tag: z.array(z.string()).default([]),
+  ...commonShape,
+});
+const spec: CommandSpec<z.infer<typeof schema>> = {
+  name: 'virnucpro test',
+  summary: 'test',
+  positionals: [
+    { name: 'A', help: 'a' },
+    { name: 'B', help: 'b', optional: true },
+  ],
+  options: [
+    { long: 'count', short: 'n', value: 'N', help: 'n' },
+    { long: 'progress', help: 'p' },
+    { long: 'tag', value: 'T', repeatable: true, help: 't' },
+  ],
+  schema,
+};
+
+describe('cli units', () => {
+  describe('argv parsing', () => {
+    it('understands long, short, inline, negated, repeated options and --', () => {
+      const parsed = parseCommand(spec, ['x', '--count=3', '--no-progress', '--tag', 'a', '--tag=b', '-v', '--', '-y']);
+      assert.deepEqual(parsed, { _: ['x', '-y'], count: 3, progress: false, tag: ['a', 'b'], verbose: true, quiet: false });
+      assert.equal(parseCommand(spec, ['x', '-n5'])?.count, 5);
+    });
+
+    it('rejects bad input with messages that name the option or argument', () => {
+      assert.throws(() => parseCommand(spec, ['x', '--nope']), (e: Error) => e instanceof UsageError && /unknown option --nope/.test(e.message));
+      assert.throws(() => parseCommand(spec, ['x', '--count']), /--count needs a value/);
+      assert.throws(() => parseCommand(spec, ['x', '--count', '1.5']), /--count:/);
+      assert.throws(() => parseCommand(spec, []), /missing A/);
+      assert.throws(() => parseCommand(spec, ['x', 'y', 'z']), /unexpected argument 'z'/);
+      assert.throws(() => parseCommand(spec, ['x', '--progress=yes']), /takes no value/);
+    });
+  });
+
+  describe('run identity', () => {
+    it('ignores key order and undefined values but not values', () => {
+      const a = { input: { path: '/r.fa', bytes: 10 }, params: { length: 500, model: undefined } };
+      const b = { params: { length: 500 }, input: { bytes: 10, path: '/r.fa' } };
+      assert.equal(canonicalJson(a), canonicalJson(b));
+      assert.equal(runIdFor('predict', a), runIdFor('predict', b));
+      assert.notEqual(runIdFor('predict', a), runIdFor('predict', { ...b, params: { length: 300 } }));
+      assert.match(runIdFor('predict', a), /^predict-[0-9a-f]{16}$/);
+    });
+  });
+
+  describe('settings', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virnucpro-settings-'));
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const write = (name: string, text: string) => {
+      fs.writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+
+    it('uses the embedded server from temporal-dev.yml, with -c overrides, under XDG_STATE_HOME', () => {
+      const file = write('dev.yml', 'dev_server:\n  port: 9999\n  dynamic_config:\n    limit.historyCount.error: 100\n');
+      const settings = loadSettings(file, { XDG_STATE_HOME: dir });
+      assert.equal(settings.temporal.kind, 'embedded');
+      assert.equal(settings.address, '127.0.0.1:9999');
+      assert.equal(settings.stateDir, path.join(dir, 'virnucpro'));
+      if (settings.temporal.kind !== 'embedded') return;
+      assert.equal(settings.temporal.server.dbFile, path.join(dir, 'virnucpro', 'temporal.sqlite'));
+      assert.equal(settings.temporal.server.dynamicConfig['limit.historyCount.error'], 100);
+      assert.ok('limit.historySize.error' in settings.temporal.server.dynamicConfig, 'defaults kept beside overrides');
+      assert.match(runUiLink(settings, 'w 1', 'r') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/namespaces\/virnucpro\/workflows\/w%201\/r\/history$/);
+    });
+
+    it('prefers a cluster from the environment and checks its TLS settings', () => {
+      const settings = loadSettings(undefined, { TEMPORAL_ADDRESS: 'temporal.example:7233', TEMPORAL_NAMESPACE: 'lab', XDG_STATE_HOME: dir });
+      assert.deepEqual(settings.temporal, { kind: 'cluster', address: 'temporal.example:7233', tls: undefined });
+      assert.equal(settings.namespace, 'lab');
+      assert.throws(() => loadSettings(undefined, { TEMPORAL_ADDRESS: 'x:1', TEMPORAL_TLS_CERT: '/c.pem' }), /both a client certificate and its key/);
+    });
+
+    it('names the file and the key when a config file is wrong', () => {
+      assert.throws(() => loadSettings(write('bad.yml', 'dev_server: [\n'), {}), (e: Error) => e instanceof UsageError && e.message.includes('bad.yml'));
+      assert.throws(() => loadSettings(write('typo.yml', 'dev_sever:\n  port: 1\n'), {}), /typo\.yml/);
+      assert.throws(() => loadSettings(write('port.yml', 'dev_server:\n  port: 70000\n'), {}), /dev_server\.port/);
+      assert.throws(() => loadSettings(path.join(dir, 'missing.yml'), {}), /cannot read configuration file/);
+    });
+  });
+
+  describe('devices', () => {
+    it('takes --devices, then CUDA_VISIBLE_DEVICES', () => {
+      assert.deepEqual(discoverDevices('cpu:3').devices.map((d) => [d.index, d.kind]), [[0, 'cpu'], [1, 'cpu'], [2, 'cpu']]);
+      assert.deepEqual(discoverDevices('2,0').devices.map((d) => [d.index, d.cudaVisible]), [[2, '2'], [0, '0']]);
+      assert.throws(() => discoverDevices('0,0'), /listed twice/);
+      assert.throws(() => discoverDevices('gpu1'), /not a device index/);
+      const masked = discoverDevices(undefined, { CUDA_VISIBLE_DEVICES: '5,7' });
+      assert.deepEqual(masked.devices.map((d) => [d.index, d.cudaVisible]), [[0, '5'], [1, '7']]);
+      assert.equal(discoverDevices(undefined, { CUDA_VISIBLE_DEVICES: '-1' }).devices[0].kind, 'cpu');
+    });
+  });
+
+  describe('progress', () => {
+    const beat = (details: Record<string, number>) => ({ process: 'embed', item: 0, device: 'h.gpu0', details, at: '' });
+    const report: ProgressReport = {
+      pipeline: 'p',
+      state: 'running',
+      steps: {
+        prepare: { total: 1, pending: 0, running: 0, done: 0, cached: 1, failed: 0, latestHeartbeat: null },
+        embed: { total: 10, pending: 4, running: 2, done: 4, cached: 0, failed: 0, latestHeartbeat: null },
+        write: { total: null, pending: 0, running: 0, done: 0, cached: 0, failed: 0, latestHeartbeat: null },
+      },
+      devices: {
+        'h.gpu0': { state: 'active', inFlight: 1, done: 2, meanTaskSeconds: 3, latestHeartbeat: beat({ frames_done: 100, frames_per_s: 50 }) },
+        'h.gpu1': { state: 'active', inFlight: 1, done: 2, meanTaskSeconds: 3, latestHeartbeat: beat({ frames_done: 40, frames_per_s: 20 }) },
+        'h.gpu2': { state: 'left', inFlight: 0, done: 0, meanTaskSeconds: null, latestHeartbeat: beat({ frames_done: 7, frames_per_s: 9 }) },
+      },
+      outputs: null,
+      error: null,
+    };
+
+    it('sums tasks over steps and throughput over active devices', () => {
+      assert.deepEqual(totals(report), { tasksDone: 5, tasksCached: 1, tasksTotal: 11, tasksRunning: 2, tasksFailed: 0, totalKnown: false, framesDone: 140, framesPerSecond: 70 });
+    });
+
+    it('estimates time left from the rate seen while watching', () => {
+      const eta = new EtaEstimator();
+      assert.equal(eta.update(10, 110, 0), undefined, 'no rate yet');
+      assert.equal(eta.update(20, 110, 10_000), 90, '1 task/s, 90 left');
+      assert.equal(eta.update(110, 110, 20_000), 0);
+    });
+  });
+});
