@@ -63,7 +63,7 @@ class LoadedModels:
         """Packed ESM-2 batch -> per-sequence residue means [B, 2560] float32."""
         forward = self.esm2_packed_forward or self.esm2.forward_packed
         hidden = forward(tokens, cu_seqlens, max_seqlen)
-        return mean_residues_packed(hidden, cu_seqlens)
+        return mean_residues_packed(hidden, cu_seqlens, max_seqlen=max_seqlen)
 
     def embed_nucleotides_padded(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Padded DNABERT-S batch -> mean over all tokens incl. [CLS]/[SEP], [B, 768] float32."""

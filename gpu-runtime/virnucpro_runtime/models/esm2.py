@@ -224,15 +224,24 @@ def _padded_attention_over_packed(seq_index, positions, num_seqs: int, max_seqle
     return attention
 
 
-def mean_residues_packed(hidden: torch.Tensor, cu_seqlens: torch.Tensor, max_residues: int = 1022) -> torch.Tensor:
+def mean_residues_packed(
+    hidden: torch.Tensor, cu_seqlens: torch.Tensor, max_residues: int = 1022, max_seqlen: int | None = None
+) -> torch.Tensor:
     """Per-sequence mean of the hidden states over residue positions only (not <cls>/<eos>),
     over at most the first `max_residues` residues, as fair-esm's extraction does.
-    hidden [T, D], cu_seqlens int32 [B+1] -> [B, D] float32 (sums in float32)."""
-    num_seqs = cu_seqlens.numel() - 1
-    seq_index, positions = packed_positions(cu_seqlens, hidden.shape[0])
-    residues = (cu_seqlens[1:].long() - cu_seqlens[:-1].long() - 2).clamp(min=0, max=max_residues)
-    weight = ((positions >= 1) & (positions <= residues[seq_index])).float()
-    sums = torch.zeros(num_seqs, hidden.shape[1], device=hidden.device, dtype=torch.float32)
-    sums.index_add_(0, seq_index, hidden.float() * weight[:, None])
-    return sums / residues.clamp(min=1).float()[:, None]
+    hidden [T, D], cu_seqlens int32 [B+1] -> [B, D] float32 (sums in float32).
 
+    Deterministic on CUDA (the same batch gives bit-identical means): residues are gathered
+    into a [B, width, D] block and summed along a fixed axis, instead of index_add_, whose
+    atomic additions land in a different order on every run. Pass `max_seqlen` (the
+    longest sequence, in tokens) to spare a device-to-host sync."""
+    starts = cu_seqlens[:-1].long()
+    residues = (cu_seqlens[1:].long() - starts - 2).clamp(min=0, max=max_residues)
+    if max_seqlen is None:
+        max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
+    width = max(1, min(max_seqlen - 2, max_residues))
+    offsets = torch.arange(width, device=hidden.device)
+    index = (starts[:, None] + 1 + offsets[None, :]).clamp(max=hidden.shape[0] - 1)
+    valid = offsets[None, :] < residues[:, None]
+    sums = (hidden[index].float() * valid[..., None]).sum(dim=1)
+    return sums / residues.clamp(min=1).float()[:, None]
