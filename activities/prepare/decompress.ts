@@ -5,7 +5,7 @@
  * build. Works on pipes too (nothing is re-read from the start).
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { XzReadableStream } from 'xz-decompress';
@@ -21,6 +21,7 @@ const MAGIC: Array<[Compression | 'zstd', number[]]> = [
   ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
 ];
 const MAGIC_BYTES = 6;
+const READ_BLOCK = 1 << 20;
 
 /** Names the compression of data starting with `head` (at least 6 bytes unless the data is shorter). */
 export function detectCompression(head: Uint8Array, name: string): Compression {
@@ -39,18 +40,37 @@ export async function* readDecompressed(path: string): AsyncGenerator<Uint8Array
     throw new ReadInputError(path, describeOpenError(err));
   });
   if (info.isDirectory()) throw new ReadInputError(path, 'is a directory, not a sequence file');
-  if (info.isFile() && info.size === 0) throw new ReadInputError(path, 'file is empty');
-  const raw = createReadStream(path, { highWaterMark: 1 << 20 });
+  if (!info.isFile()) {
+    // A pipe cannot be read twice: sniff the compression from the stream itself.
+    yield* decompress(createReadStream(path, { highWaterMark: READ_BLOCK }), path);
+    return;
+  }
+  if (info.size === 0) throw new ReadInputError(path, 'file is empty');
+  const compression = detectCompression(await readHead(path), path);
+  const raw = createReadStream(path, { highWaterMark: READ_BLOCK });
   try {
-    yield* decompress(raw, path);
+    for await (const chunk of decode(raw, compression, path)) yield chunk;
   } finally {
     raw.destroy();
   }
 }
 
+async function readHead(path: string): Promise<Uint8Array> {
+  const handle = await open(path, 'r').catch((err: unknown) => {
+    throw new ReadInputError(path, describeOpenError(err));
+  });
+  try {
+    const head = Buffer.alloc(MAGIC_BYTES);
+    const { bytesRead } = await handle.read(head, 0, MAGIC_BYTES, 0);
+    return head.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
- * The decompressed content of `source`. `name` (a path or a description) is used in errors.
- * Decoder failures (truncated or corrupt data) surface as ReadInputError.
+ * The decompressed content of any byte stream (a pipe, generated data); `name` is used in
+ * errors. Decoder failures (truncated or corrupt data) surface as ReadInputError.
  */
 export async function* decompress(source: AsyncIterable<Uint8Array>, name: string): AsyncGenerator<Uint8Array> {
   const input = source[Symbol.asyncIterator]();
@@ -66,37 +86,50 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, name: strin
   }
   if (head.length === 0) throw new ReadInputError(name, 'file is empty');
   const compression = detectCompression(head, name);
-  const rest = Readable.from(
-    (async function* () {
-      yield head;
-      for (let next = await input.next(); !next.done; next = await input.next()) yield next.value;
-    })(),
-    { objectMode: false },
-  );
+  async function* rest(): AsyncGenerator<Uint8Array> {
+    yield head;
+    for (let next = await input.next(); !next.done; next = await input.next()) yield next.value;
+  }
+  // Plain data stays a chain of generators: wrapping it in Readable.from() made Node 20 keep
+  // memory per block when the consumer is slow (test/prepare/memory.test.ts caught it).
+  if (compression === 'none') {
+    for await (const chunk of rest()) yield chunk;
+    return;
+  }
+  const raw = Readable.from(rest(), { objectMode: false });
+  try {
+    for await (const chunk of decode(raw, compression, name)) yield chunk;
+  } finally {
+    raw.destroy();
+  }
+}
+
+/** `raw` decoded; decoder errors become ReadInputError naming `name`. */
+async function* decode(raw: Readable, compression: Compression, name: string): AsyncGenerator<Uint8Array> {
   let decoded: AsyncIterable<Uint8Array>;
   switch (compression) {
     case 'none':
-      decoded = rest;
+      decoded = raw;
       break;
     case 'gzip':
-      decoded = forwardErrors(rest, rest.pipe(createGunzip()));
+      decoded = forwardErrors(raw, raw.pipe(createGunzip()));
       break;
     case 'bzip2':
       // unbzip2-stream is an old-style stream; wrap() makes it async-iterable and forwards errors.
-      decoded = new Readable().wrap(forwardErrors(rest, rest.pipe(unbzip2Stream()) as unknown as Readable));
+      decoded = new Readable().wrap(forwardErrors(raw, raw.pipe(unbzip2Stream()) as unknown as Readable));
       break;
     case 'xz':
-      decoded = Readable.fromWeb(new XzReadableStream(Readable.toWeb(rest) as ReadableStream<Uint8Array>) as never);
+      decoded = Readable.fromWeb(new XzReadableStream(Readable.toWeb(raw) as ReadableStream<Uint8Array>) as never);
       break;
   }
   try {
     for await (const chunk of decoded) yield chunk;
   } catch (err) {
     if (err instanceof ReadInputError) throw err;
-    const reason = compression === 'none' ? (err as Error).message : `corrupt or truncated ${compression} data (${(err as Error).message})`;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EISDIR') throw new ReadInputError(name, describeOpenError(err));
+    const reason = compression === 'none' ? `cannot read: ${(err as Error).message}` : `corrupt or truncated ${compression} data (${(err as Error).message})`;
     throw new ReadInputError(name, reason);
-  } finally {
-    rest.destroy();
   }
 }
 

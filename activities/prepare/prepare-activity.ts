@@ -113,8 +113,9 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
       }
       for (const frame of chunk.frames) {
         columns.push(chunk.name + frame.frame, chunk.record.index, frame.nucleotide, frame.protein);
+        // Exact shard sizes; a chunk's frames may straddle two shards (results are joined by frame id).
+        if (columns.length === input.shardFrames) await flushShard();
       }
-      if (columns.length >= input.shardFrames) await flushShard();
       if (stats.chunks % PROGRESS_EVERY_CHUNKS === 0) hooks.onProgress?.(progress());
     }
     if (stats.records === 0) throw new ReadInputError(input.input, 'no record with a non-empty sequence');
