@@ -1,0 +1,87 @@
+// The gpu step (gpu.embed-classify) as the engine runs it: Temporal, a device worker, the real
+// runtime on CPU with tiny synthetic weights. Progress reaches the run as heartbeats, and a
+// runtime killed mid-shard is restarted without failing the run.
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { EMBED_SHARD, shardResult } from '../../activities/gpu/embed-shard';
+import { registerRuntimeDevice, runtimeFor, shutdownRuntimes } from '../../activities/gpu/resident-runtime';
+import { ActivityRegistry, allImplementations } from '../../activities/registry';
+import { definePipeline } from '../../workflows/dsl/define';
+import { runPipeline } from '../../workflows/engine/interpreter';
+import { progressQuery } from '../../workflows/engine/messages';
+import { cpuQueue } from '../../workflows/queues';
+import { startTemporal } from '../support/temporal';
+import { startWorkers, type TestWorkers } from '../support/workers';
+import { writeFrameShard } from './frames-fixture';
+
+const device = 'testhost.gpu0';
+
+const embedOnly = definePipeline({
+  name: 'embed-only',
+  inputs: { shards: 'frames[]' },
+  processes: {
+    embed: {
+      implementation: EMBED_SHARD,
+      resource: 'gpu',
+      inputs: { shard: { from: 'inputs.shards', type: 'frames', mode: 'scatter' } },
+      outputs: { result: 'shard.result' },
+      params: { synthetic: 'tiny', esm2: null, dnabert: null, classifier: null, dtype: 'float32', tokenBudget: null, embeddings: false },
+      timeouts: { startToClose: '10m', heartbeat: '2m' },
+    },
+  },
+  outputs: { results: 'embed.result' },
+});
+
+describe('gpu activity: the embed step under Temporal (CPU runtime)', function () {
+  this.timeout(240_000);
+  let env: TestWorkflowEnvironment;
+  let workers: TestWorkers;
+  let dir: string;
+
+  before(async () => {
+    env = await startTemporal();
+    registerRuntimeDevice(device, { kind: 'cpu', progressIntervalS: 0.2 });
+    workers = await startWorkers(env, { registry: new ActivityRegistry(allImplementations()), devices: [device] });
+    dir = mkdtempSync(path.join(tmpdir(), 'virnucpro-embed-step-'));
+  });
+  after(async () => {
+    await workers?.stop();
+    await shutdownRuntimes();
+    await env?.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('scores every shard, heartbeats progress, and survives a runtime killed mid-shard', async () => {
+    const shards = [await writeFrameShard(path.join(dir, 'frames-00000.arrow'), 20, 5), await writeFrameShard(path.join(dir, 'frames-00001.arrow'), 60, 6)];
+    const handle = await env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(workers.prefix),
+      workflowId: `embed-step-${Date.now()}`,
+      args: [{ dag: embedOnly, inputs: { shards }, workDir: path.join(dir, 'work'), taskQueuePrefix: workers.prefix, devices: [device], options: { progressIntervalMs: 100 } }],
+    });
+
+    // Kill the runtime once the second shard is under way (frames_total 60 in a heartbeat).
+    let killedPid: number | undefined;
+    for (let i = 0; i < 600 && killedPid === undefined; i++) {
+      // the query handler exists once the workflow's first task ran
+      const progress = await handle.query(progressQuery).catch(() => null);
+      const details = progress?.steps.embed?.latestHeartbeat?.details as { frames_total?: number; frames_done?: number } | undefined;
+      if (details?.frames_total === 60 && (details.frames_done ?? 0) > 0) {
+        killedPid = runtimeFor(device).pid;
+        if (killedPid) process.kill(killedPid, 'SIGKILL');
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(killedPid, 'a heartbeat with frame progress of the second shard arrived');
+
+    const result = await handle.result();
+    const results = (result.outputs.results as unknown[]).map((r) => shardResult.parse(r));
+    assert.deepEqual(results.map((r) => r.frames), [20, 60]);
+    assert.deepEqual(results.map((r) => r.device), [device, device]);
+    assert.equal(results[1].restarts, 1, 'the killed runtime was replaced and the shard rerun');
+    assert.notEqual(runtimeFor(device).pid, killedPid);
+    assert.equal(result.progress.steps.embed.failed, 0);
+  });
+});
