@@ -11,7 +11,7 @@ import { ActivityRegistry } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
 import type { JsonValue } from '../../workflows/dsl/types';
 import { runPipeline } from '../../workflows/engine/interpreter';
-import { EngineOptions, progressQuery } from '../../workflows/engine/messages';
+import { deviceJoinedSignal, deviceLeftSignal, EngineOptions, progressQuery } from '../../workflows/engine/messages';
 import { cpuQueue } from '../../workflows/queues';
 import { startTemporal } from '../support/temporal';
 import { startWorkers, TestWorkers } from '../support/workers';
@@ -62,11 +62,11 @@ describe('engine: gpu scheduling', function () {
   });
 
   let runs = 0;
-  function start(dag: ReturnType<typeof gpuScatter>, numbers: number[], options: Partial<EngineOptions> = {}) {
+  function start(dag: ReturnType<typeof gpuScatter>, numbers: number[], options: Partial<EngineOptions> = {}, devices = [FAST, SLOW]) {
     return env.client.workflow.start(runPipeline, {
       taskQueue: cpuQueue(workers.prefix),
       workflowId: `gpu-${Date.now()}-${runs++}`,
-      args: [{ dag, inputs: { numbers }, workDir, taskQueuePrefix: workers.prefix, devices: [FAST, SLOW], options }],
+      args: [{ dag, inputs: { numbers }, workDir, taskQueuePrefix: workers.prefix, devices, options }],
     });
   }
 
@@ -98,6 +98,25 @@ describe('engine: gpu scheduling', function () {
     const progress = await handle.query(progressQuery);
     assert.equal(progress.devices[FAST].done + progress.devices[SLOW].done, numbers.length);
     assert.ok(progress.devices[FAST].meanTaskSeconds! < progress.devices[SLOW].meanTaskSeconds!);
+  });
+
+  it('uses a device that joins by signal, and stops using one that leaves', async () => {
+    const base = 40_000;
+    const numbers = Array.from({ length: 12 }, (_, i) => base + i);
+    const handle = await start(gpuScatter('join-leave', { ms: 250 }), numbers, {}, [SLOW]);
+    const entriesOf = () => journal.filter((e) => e.item !== null && e.item >= base && e.item < base + numbers.length);
+    await waitUntil(() => entriesOf().some((e) => e.device === SLOW));
+    await handle.signal(deviceJoinedSignal, { device: FAST });
+    await waitUntil(() => entriesOf().some((e) => e.device === FAST));
+    await handle.signal(deviceLeftSignal, { device: SLOW });
+    const leftAt = Date.now();
+    const result = await handle.result();
+    assert.deepEqual(result.outputs.doubled, numbers.map((n) => 2 * n));
+    const lateOnSlow = entriesOf().filter((e) => e.device === SLOW && e.start > leftAt + 100);
+    assert.deepEqual(lateOnSlow, [], 'no task started on the device after it left');
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.devices[SLOW].state, 'left');
+    assert.equal(progress.devices[FAST].done + progress.devices[SLOW].done, numbers.length);
   });
 
   it('moves the task of a device that stops heartbeating to the other device', async () => {
@@ -132,6 +151,14 @@ describe('engine: gpu scheduling', function () {
     assert.equal(journal.filter((e) => e.item === base + 1).length, 3, 'exactly the bounded number of attempts');
   });
 });
+
+async function waitUntil(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** Total time covered by the entries' [start, end] intervals (they may touch but not overlap). */
 function busyTime(entries: JournalEntry[]): number {
