@@ -12,6 +12,7 @@ import { routeTemporalLogs } from './logging';
 import { cachedWorkflowBundle } from './workflow-bundle';
 import { createCpuWorker, createGpuWorker } from '../activities/engine/workers';
 import { ActivityRegistry, allImplementations } from '../activities/registry';
+import { registerRuntimeDevice, shutdownRuntimes } from '../activities/gpu/resident-runtime';
 import { deviceId } from '../workflows/queues';
 import { deviceJoinedSignal, deviceLeftSignal } from '../workflows/engine/messages';
 
@@ -51,7 +52,11 @@ export async function startLocalWorkers(settings: Settings, logger: winston.Logg
   };
   const workers: Worker[] = [await createCpuWorker(setup)];
   const devices = localDeviceIds(discovery);
-  for (const id of devices) workers.push(await createGpuWorker(id, setup));
+  for (const [i, id] of devices.entries()) {
+    // Each device's resident runtime must start on that physical device (or the CPU).
+    registerRuntimeDevice(id, { kind: discovery.devices[i].kind, cudaVisible: discovery.devices[i].cudaVisible });
+    workers.push(await createGpuWorker(id, setup));
+  }
   logger.info(`workers: cpu queue and ${devices.length} device queue(s) [${devices.join(', ')}] (${discovery.source})`);
   const finished = Promise.all(workers.map((w) => w.run())).then(() => undefined);
   let stopped = false;
@@ -83,6 +88,7 @@ export async function startLocalWorkers(settings: Settings, logger: winston.Logg
       timers.forEach(clearInterval);
       for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
       await finished.catch((err: Error) => logger.warn(`a worker stopped with an error: ${err.message}`));
+      await shutdownRuntimes().catch((err: Error) => logger.warn(`a device runtime did not stop cleanly: ${err.message}`));
       await connection.close().catch(() => undefined);
     },
   };
