@@ -29,3 +29,9 @@ export async function assertFileIntact(ref: FileRef): Promise<void> {
   const problem = await fileProblem(ref);
   if (problem) throw new Error(`input file cannot be trusted: ${problem}`);
 }
+
+/** A reference to an existing file (e.g. a pipeline input), so cache keys follow its content. */
+export async function fileRefOf(path: string, rows = 0): Promise<FileRef> {
+  const { bytes, sha256 } = await hashFile(path);
+  return { path, rows, bytes, sha256 };
+}
