@@ -1,6 +1,7 @@
-"""ESM-2's packed forward with each transformer layer under ``torch.compile`` (CUDA).
+"""The models under ``torch.compile`` (CUDA; ``serve`` turns it on unless
+VIRNUCPRO_COMPILE=0, ``bench`` measures with and without).
 
-Eager, every layer is ~15 kernels, most of them element-wise passes over [T, 2560]
+ESM-2: eager, every layer is ~15 kernels, most of them element-wise passes over [T, 2560]
 (LayerNorms, bias adds, rotary, GELU, residual adds). Inductor fuses those into the
 matmul epilogues and a few pointwise kernels; the matmuls stay cuBLAS and attention stays
 ``varlen_attn``. One compiled function serves all 36 layers (the layer's parameters are
@@ -51,3 +52,9 @@ class CompiledESM2Packed:
 def enable_compiled_esm2(models) -> None:
     """Route ``models``' packed ESM-2 batches through the compiled layers."""
     models.esm2_packed_forward = CompiledESM2Packed(models.esm2)
+
+
+def enable_compiled_dnabert(models) -> None:
+    """DNABERT-S's padded embed under torch.compile: the gated GELU, LayerNorms, bias and
+    residual adds fuse; one graph for every batch shape (``dynamic=True``)."""
+    models.dnabert_padded_embed = torch.compile(models.dnabert.embed, dynamic=True)

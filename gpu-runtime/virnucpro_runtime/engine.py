@@ -136,6 +136,19 @@ class Engine:
         self.on_log: Callable[[str, str], None] = lambda level, message: log.log(getattr(logging, level.upper()), message)
         self.queue_depth = 4
 
+    @torch.inference_mode()
+    def warm_up(self) -> None:
+        """A small batch through each model, so compilation and kernel selection happen at
+        load time rather than inside the first shard."""
+        proteins = ["M" + "ACDEFGHIKLMNPQRSTVWY"[: k % 20] * (k // 20) for k in (37, 101, 166)]
+        nucleotides = ["ACGTTGCA" * k for k in (20, 40, 62)]
+        esm2 = packing.assemble_packed(self.models.tokenize_proteins(proteins), np.arange(3), pin=False)
+        dna = packing.assemble_padded(self.models.tokenize_nucleotides(nucleotides), np.arange(3), self.models.dnabert_pad_id, pin=False)
+        self.models.embed_proteins_packed(esm2.tokens.to(self.device), esm2.cu_seqlens.to(self.device), esm2.max_seqlen)
+        self.models.embed_nucleotides_padded(dna.input_ids.to(self.device), dna.lengths.to(self.device))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     # --- 1. CPU side -----------------------------------------------------------------
     def prepare(self, shard_path: str) -> PreparedShard:
         started = time.perf_counter()

@@ -35,6 +35,8 @@ class LoadedModels:
     sources: dict
     # Replaces esm2.forward_packed when set (compiled.py's torch.compile path).
     esm2_packed_forward: Callable | None = None
+    # Replaces dnabert.embed when set (compiled.py).
+    dnabert_padded_embed: Callable | None = None
 
     @property
     def esm2_hidden(self) -> int:
@@ -67,7 +69,7 @@ class LoadedModels:
 
     def embed_nucleotides_padded(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Padded DNABERT-S batch -> mean over all tokens incl. [CLS]/[SEP], [B, 768] float32."""
-        return self.dnabert.embed(input_ids, lengths)
+        return (self.dnabert_padded_embed or self.dnabert.embed)(input_ids, lengths)
 
     def describe(self) -> dict:
         return {

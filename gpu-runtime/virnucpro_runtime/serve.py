@@ -183,11 +183,23 @@ class Server:
             classifier=args.get("classifier"),
             synthetic=args.get("synthetic"),
         )
+        compiled = self.device.type == "cuda" and os.environ.get("VIRNUCPRO_COMPILE", "1") != "0"
+        if compiled:
+            from .compiled import enable_compiled_dnabert, enable_compiled_esm2
+
+            enable_compiled_esm2(models)
+            enable_compiled_dnabert(models)
         budget = args.get("token_budget") or tuning.tuned_budget(self.device, models)
         engine = engine_mod.Engine(models, esm2_budget=budget)
         engine.on_log = self.log_event
+        engine.warm_up()
         self.engine = engine
-        return {"models": models.describe(), "seconds": round(time.perf_counter() - started, 3), "token_budget": engine.esm2_budget}
+        return {
+            "models": models.describe(),
+            "seconds": round(time.perf_counter() - started, 3),
+            "token_budget": engine.esm2_budget,
+            "compiled": compiled,
+        }
 
     def _run(self, job: Job) -> dict[str, Any]:
         if self.engine is None:

@@ -57,28 +57,49 @@ def _pci_bus_id(device: torch.device) -> str:
 
 
 class UtilizationSampler:
-    """Samples NVML utilisation on a thread while a region runs; ``mean`` is the busy fraction."""
+    """GPU busy fraction over a region: NVML's own utilisation samples (one per ~1/6 s,
+    each the share of its period in which a kernel ran) with timestamps inside the region,
+    fetched every ``period_s`` so NVML's bounded sample buffer never overflows. Falls back
+    to polling the averaged utilisation where the driver keeps no samples."""
 
-    def __init__(self, monitor: DeviceMonitor, period_s: float = 0.1):
+    def __init__(self, monitor: DeviceMonitor, period_s: float = 0.5):
         self.monitor = monitor
         self.period_s = period_s
         self.samples: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nvml-sampler", daemon=True)
+        self._last_us = 0
 
     def __enter__(self) -> "UtilizationSampler":
+        self._last_us = int(time.time() * 1e6)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self._collect()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period_s):
+            self._collect()
+
+    def _collect(self) -> None:
+        handle = self.monitor._handle
+        if handle is None:
+            return
+        nvml = self.monitor._nvml
+        try:
+            _kind, samples = nvml.nvmlDeviceGetSamples(handle, nvml.NVML_GPU_UTILIZATION_SAMPLES, self._last_us)
+        except Exception:
             value = self.monitor.utilization()
             if value is not None:
                 self.samples.append(value)
+            return
+        for sample in samples:
+            if sample.timeStamp > self._last_us:
+                self.samples.append(sample.sampleValue.uiVal / 100.0)
+                self._last_us = sample.timeStamp
 
     @property
     def mean(self) -> float | None:
