@@ -15,7 +15,7 @@ import { addRunLogFile } from '../logging';
 import { follow } from '../progress';
 import { runIdFor, startOrAttach } from '../runs';
 import { openSession } from '../session';
-import { registerRuntimeDevice } from '../../activities/gpu/resident-runtime';
+import { registerRuntimeDevice, shutdownRuntimes } from '../../activities/gpu/resident-runtime';
 import { outputsSummary } from '../../activities/outputs/implementation';
 import { syntheticBanner } from '../../activities/outputs/prediction-outputs';
 import { deviceRates, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
@@ -158,6 +158,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await workers?.shutdown();
+    await shutdownRuntimes();
     await session.close();
   }
 }
