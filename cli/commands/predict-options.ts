@@ -71,7 +71,7 @@ export const predictSpec: CommandSpec<PredictOptions> = {
     { long: 'token-budget', value: 'N', help: 'ESM-2 tokens per batch (default: tuned per device)' },
     { long: 'embeddings', help: 'also keep the DNABERT-S and ESM-2 embeddings in the shard results (implies -k)' },
     { long: 'work-dir', value: 'DIR', help: 'intermediate files and the run log (default <output-dir>/.virnucpro)' },
-    { long: 'workers', help: 'run workers in this process (default; --no-workers relies on `virnucpro worker`)' },
+    { long: 'workers', help: 'run workers in this process unless `virnucpro worker` already serves the queues (default; --no-workers: never)' },
     ...OBSOLETE_OPTIONS.map(({ why: _, ...option }) => option),
   ],
   epilog: [

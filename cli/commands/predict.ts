@@ -27,6 +27,7 @@ import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, type PredictOptions } 
 import { resolveWeights } from './predict-weights';
 import { OutputFolder } from './predict-output-folder';
 import { failureTypes, INPUT_FAILURE_TYPES } from './run-failures';
+import { queueIsServed } from './queue-pollers';
 
 /** The input must be a readable, non-empty file; everything about its content is checked by prepare. */
 function checkInputFile(input: string): void {
@@ -105,7 +106,12 @@ export async function run(argv: string[]): Promise<number> {
     addRunLogFile(logger, folder.workRoot);
     announceObsolete(options, logger);
     if (synthetic) shout(syntheticBanner(synthetic).replace(/^# /, ''));
-    if (options.workers) {
+    const queue = cpuQueue(session.settings.taskQueuePrefix);
+    const served = options.workers && (await queueIsServed(client, session.settings.namespace, queue).catch(() => false));
+    // Workers already serving this cluster (`virnucpro worker`) own their devices: starting a
+    // second runtime on the same GPUs would only compete with them.
+    if (served) logger.info(`workers already serve ${queue}; using them (their devices join the run within seconds)`);
+    if (options.workers && !served) {
       workers = await startLocalWorkers(session.settings, logger, discovery);
       // Tell each device's runtime which physical device it is (CPU or CUDA id).
       workers.devices.forEach((id, i) => registerRuntimeDevice(id, { kind: discovery.devices[i].kind, cudaVisible: discovery.devices[i].cudaVisible }));
@@ -122,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
       identity,
       workflowType: 'runPipeline',
       args: [runInput],
-      taskQueue: cpuQueue(session.settings.taskQueuePrefix),
+      taskQueue: queue,
       runDir: outDir,
       force: options.force,
     });
