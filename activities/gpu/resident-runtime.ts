@@ -10,6 +10,8 @@ import { existsSync } from 'node:fs';
 const DEFAULT_STALL_MS = 120_000;
 /** After `cancel`, how long a run may take to stop before the runtime is killed. */
 const CANCEL_GRACE_MS = 15_000;
+/** Loading the full models from a slow disk onto a CPU takes minutes; a load this long is hung. */
+const LOAD_TIMEOUT_MS = 30 * 60_000;
 
 export interface RunHooks {
   onProgress?(event: ProgressEvent): void;
@@ -19,7 +21,7 @@ export interface RunHooks {
 }
 
 export class ResidentRuntime {
-  private process: RuntimeProcess | null = null;
+  private runtime: RuntimeProcess | null = null;
   private loaded: { key: string; result: LoadResult } | null = null;
   /** Runtimes started for this device, including replacements after a death. */
   starts = 0;
@@ -34,32 +36,34 @@ export class ResidentRuntime {
   ) {}
 
   get pid(): number | undefined {
-    return this.process?.alive ? this.process.pid : undefined;
+    return this.runtime?.alive ? this.runtime.pid : undefined;
   }
 
-  /** The live process, starting a new one if there is none or the last one died. */
+  /** The live runtime, starting a new one if there is none or the last one died. */
   private current(): RuntimeProcess {
-    if (!this.process || !this.process.alive) {
-      if (this.process) this.replacements += 1;
-      this.process = new RuntimeProcess(this.launch);
+    if (!this.runtime || !this.runtime.alive) {
+      if (this.runtime) this.replacements += 1;
+      this.runtime = new RuntimeProcess(this.launch);
       this.loaded = null;
       this.starts += 1;
     }
-    return this.process;
+    return this.runtime;
   }
 
-  private async ensureLoaded(load: LoadArgs, hooks: RunHooks): Promise<{ process: RuntimeProcess; load: LoadResult }> {
-    const process = this.current();
+  private async ensureLoaded(load: LoadArgs, hooks: RunHooks): Promise<{ runtime: RuntimeProcess; load: LoadResult }> {
+    const runtime = this.current();
     const key = JSON.stringify(load);
-    if (this.loaded?.key === key) return { process, load: this.loaded.result };
+    if (this.loaded?.key === key) return { runtime, load: this.loaded.result };
     const ticker = setInterval(() => hooks.onWaiting?.('loading'), 5_000);
+    const hung = setTimeout(() => runtime.kill(), LOAD_TIMEOUT_MS);
     try {
       hooks.onWaiting?.('loading');
-      const result = await process.request('load', load);
+      const result = await runtime.request('load', load);
       this.loaded = { key, result };
-      return { process, load: result };
+      return { runtime, load: result };
     } finally {
       clearInterval(ticker);
+      clearTimeout(hung);
     }
   }
 
@@ -76,22 +80,22 @@ export class ResidentRuntime {
   private async runNow(load: LoadArgs, args: RunArgs, hooks: RunHooks): Promise<RunResult & { load: LoadResult; restarts: number }> {
     hooks.signal?.throwIfAborted();
     const replacedBefore = this.replacements;
-    let attempt: { process: RuntimeProcess; load: LoadResult };
+    let attempt: { runtime: RuntimeProcess; load: LoadResult };
     try {
       attempt = await this.ensureLoaded(load, hooks);
-      const result = await this.watchRun(attempt.process, args, hooks);
+      const result = await this.watchRun(attempt.runtime, args, hooks);
       return { ...result, load: attempt.load, restarts: this.replacements - replacedBefore };
     } catch (error) {
       // A runtime that died mid-shard (not one that refused the input) gets one fresh retry here.
       if (!(error instanceof RuntimeFailure) || error.type !== 'exited' || hooks.signal?.aborted) throw error;
       hooks.onWaiting?.('starting');
       attempt = await this.ensureLoaded(load, hooks);
-      const result = await this.watchRun(attempt.process, args, hooks);
+      const result = await this.watchRun(attempt.runtime, args, hooks);
       return { ...result, load: attempt.load, restarts: this.replacements - replacedBefore };
     }
   }
 
-  private watchRun(process: RuntimeProcess, args: RunArgs, hooks: RunHooks): Promise<RunResult> {
+  private watchRun(runtime: RuntimeProcess, args: RunArgs, hooks: RunHooks): Promise<RunResult> {
     const runId = randomUUID();
     let lastHeard = Date.now();
     const onProgress = (event: ProgressEvent) => {
@@ -101,22 +105,22 @@ export class ResidentRuntime {
     const onLog = () => {
       lastHeard = Date.now();
     };
-    process.on('progress', onProgress);
-    process.on('log', onLog);
+    runtime.on('progress', onProgress);
+    runtime.on('log', onLog);
     let stalled = false;
     const watchdog = setInterval(() => {
       if (Date.now() - lastHeard > this.stallMs) {
         stalled = true;
-        process.kill();
+        runtime.kill();
       }
     }, Math.min(5_000, this.stallMs));
     let cancelTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
-      process.request('cancel', { target: runId }).catch(() => undefined);
-      cancelTimer = setTimeout(() => process.kill(), CANCEL_GRACE_MS);
+      runtime.request('cancel', { target: runId }).catch(() => undefined);
+      cancelTimer = setTimeout(() => runtime.kill(), CANCEL_GRACE_MS);
     };
     hooks.signal?.addEventListener('abort', onAbort, { once: true });
-    return process.request('run', args, runId).then(
+    return runtime.request('run', args, runId).then(
       (result) => result,
       (error: unknown) => {
         if (stalled) throw new RuntimeFailure('exited', `runtime on ${this.deviceId} sent nothing for ${this.stallMs / 1000}s while running ${args.shard}; it was killed and will be restarted`);
@@ -126,18 +130,14 @@ export class ResidentRuntime {
       clearInterval(watchdog);
       clearTimeout(cancelTimer);
       hooks.signal?.removeEventListener('abort', onAbort);
-      process.off('progress', onProgress);
-      process.off('log', onLog);
+      runtime.off('progress', onProgress);
+      runtime.off('log', onLog);
     });
   }
 
-  async health() {
-    return this.current().request('health', {});
-  }
-
   async shutdown(): Promise<void> {
-    await this.process?.shutdown();
-    this.process = null;
+    await this.runtime?.shutdown();
+    this.runtime = null;
     this.loaded = null;
   }
 }
