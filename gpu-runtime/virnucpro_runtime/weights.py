@@ -36,7 +36,7 @@ import torch
 from .models.dnabert_s import DNABERTS, DNABERTSConfig
 from .models.esm2 import ESM2, ESM2Config
 from .tokenizers import DnaTokenizer
-from .weights_pickle import CheckpointError, _InertObject, check_state, restricted_load
+from .weights_pickle import CheckpointError, PickledObject, check_state, restricted_load
 
 ESM2_HUB_REPO = "facebook/esm2_t36_3B_UR50D"
 ESM2_TORCH_HUB_FILE = "esm2_t36_3B_UR50D.pt"
@@ -260,7 +260,7 @@ def _esm2_config_from_state(source, state: dict[str, torch.Tensor], heads: int |
 def _fair_esm_hyperparameters(checkpoint: dict) -> dict:
     """cfg['model'] (fair-esm 2 files) or args (older files), read as plain attributes."""
     for holder in (checkpoint.get("cfg", {}).get("model") if isinstance(checkpoint.get("cfg"), dict) else None, checkpoint.get("args")):
-        if isinstance(holder, _InertObject) and isinstance(getattr(holder, "state", None), dict):
+        if isinstance(holder, PickledObject) and isinstance(getattr(holder, "state", None), dict):
             return holder.state
         if isinstance(holder, dict):
             return holder
@@ -271,6 +271,8 @@ def load_esm2(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.
     path = resolve_esm2(path)
     if path.is_dir():
         config = _read_config(path)
+        if config.get("emb_layer_norm_before") or config.get("position_embedding_type", "rotary") != "rotary":
+            raise CheckpointError(f"{path / 'config.json'}: an ESM-1-style model (no rotary embeddings or an embedding LayerNorm), not ESM-2")
         source, raw = _read_hf_state(path)
         state = _esm2_from_hf_names(raw)
         ignore = _HF_ESM_IGNORED

@@ -22,7 +22,7 @@ class CheckpointError(ValueError):
     """A weights file that is unreadable, unsafe, or not the model it should be."""
 
 
-class _InertObject:
+class PickledObject:
     """Stand-in for an allow-listed class: remembers its pickled state, runs nothing."""
 
     def __init__(self, *args, **kwargs):
@@ -50,7 +50,7 @@ _SAFE_GLOBALS = {
     ("__builtin__", "frozenset"): frozenset,
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
-    ("argparse", "Namespace"): _InertObject,
+    ("argparse", "Namespace"): PickledObject,
 }
 _INERT_MODULE_PREFIXES = ("torch.nn.modules.",)
 _INERT_MAIN_CLASSES = {"MLPClassifier"}
@@ -63,7 +63,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if module == "torch" and (name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)):
             return getattr(torch, name)
         if module.startswith(_INERT_MODULE_PREFIXES) or (module == "__main__" and name in _INERT_MAIN_CLASSES):
-            return _InertObject
+            return PickledObject
         raise pickle.UnpicklingError(f"refusing to load '{module}.{name}': not an allowed name in a weights file")
 
 
@@ -89,11 +89,11 @@ def restricted_load(path: str | Path, mmap: bool = False):
 
 
 def module_state(obj, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The state dict of a restricted-loaded module (an _InertObject tree), or `obj` itself
+    """The state dict of a restricted-loaded module (a PickledObject tree), or `obj` itself
     when the file held a plain state dict."""
     if isinstance(obj, dict):
         return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not isinstance(obj, _InertObject) or not isinstance(getattr(obj, "state", None), dict):
+    if not isinstance(obj, PickledObject) or not isinstance(getattr(obj, "state", None), dict):
         raise CheckpointError(f"expected a module or a state dict, found {type(obj).__name__}")
     state: dict[str, torch.Tensor] = {}
     for table in ("_parameters", "_buffers"):
