@@ -1,9 +1,9 @@
 """ESM-2 3B-size parity on a GPU: our model against fair-esm 2.0.0 on the same random weights.
 
-Run on the GPU machine from the repository root (fair-esm installed from
-gpu-runtime/requirements-test.txt):
+Run on the GPU machine from the repository root, with torch, numpy, tokenizers and
+fair-esm==2.0.0 installed (gpu-runtime/requirements*.txt):
 
-    .venv/bin/python gpu-runtime/scripts/gpu_parity_3b.py --device cuda:0 --out parity_3b.json
+    PYTHONPATH=gpu-runtime python gpu-runtime/scripts/gpu_parity_3b.py --device cuda:0 --out parity_3b.json
 
 Builds the full 36 x 2560 ESM-2 with seeded random weights (fp32; about 11 GiB per copy,
 two copies: ours and fair-esm's; ~25 GiB of host memory while building), embeds 64
