@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import types
 
 import pytest
 import torch
@@ -96,3 +98,26 @@ def test_bfloat16_load_keeps_structure(tmp_path):
     path = write_esm2_fair_esm(small_esm2(), tmp_path / "esm2_small.pt")
     model = weights.load_esm2(path, dtype=torch.bfloat16)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_omegaconf_style_cfg_falls_back_to_published_heads(tmp_path, monkeypatch):
+    """A cfg pickled as an omegaconf object (fairseq-style files) is read as inert data; the
+    head count of a published size then comes from the table."""
+    module = types.ModuleType("omegaconf.dictconfig")
+
+    class DictConfig:
+        def __init__(self, content):
+            self._content = content
+
+    DictConfig.__module__ = "omegaconf.dictconfig"
+    DictConfig.__qualname__ = "DictConfig"
+    module.DictConfig = DictConfig
+    monkeypatch.setitem(sys.modules, "omegaconf.dictconfig", module)
+    model = randomize_(ESM2(ESM2Config(num_layers=6, embed_dim=320, num_heads=20)), seed=9).eval()
+    state = esm2_fair_esm_state(model)
+    torch.save({"model": state, "cfg": {"model": DictConfig({"encoder_layers": 6})}}, tmp_path / "esm2_t6_8M_UR50D.pt")
+    monkeypatch.delitem(sys.modules, "omegaconf.dictconfig")
+    loaded = weights.load_esm2(tmp_path / "esm2_t6_8M_UR50D.pt")
+    assert loaded.cfg.num_heads == 20
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name

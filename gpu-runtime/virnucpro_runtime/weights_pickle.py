@@ -2,10 +2,11 @@
 
 `restricted_load` is torch.load with an unpickler that resolves only an allow-list of
 names: torch's tensor rebuild functions, storage and dtype names, plain containers, and
-inert stand-ins for module classes (torch.nn.* and the original's
-`__main__.MLPClassifier`) and for argparse.Namespace (fair-esm's `args`/`cfg`), whose
-pickled state is then read as data. Any other name (os.system, builtins.eval, ...) stops
-the load before anything is called. CUDA storages are mapped to the CPU.
+inert stand-ins (`PickledObject`) for module classes (torch.nn.* and the original's
+`__main__.MLPClassifier`) and for configuration containers (argparse.Namespace,
+omegaconf, typing: fair-esm's `args`/`cfg`), whose pickled state is then read as data.
+Any other name (os.system, builtins.eval, ...) stops the load before anything is
+called. CUDA storages are mapped to the CPU.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ _SAFE_GLOBALS = {
     ("torch", "device"): torch.device,
     ("argparse", "Namespace"): PickledObject,
 }
-_INERT_MODULE_PREFIXES = ("torch.nn.modules.",)
+# Module classes of whole-module pickles, and configuration containers that checkpoints of
+# fairseq lineage may carry next to the weights (argparse above, omegaconf, typing hints).
+_INERT_MODULE_PREFIXES = ("torch.nn.modules.", "omegaconf.", "typing")
 _INERT_MAIN_CLASSES = {"MLPClassifier"}
 
 
