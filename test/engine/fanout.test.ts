@@ -13,18 +13,19 @@ import { startTemporal } from '../support/temporal';
 import { startWorkers, TestWorkers } from '../support/workers';
 import { testImplementations } from './test-implementations';
 
-const TASKS = Number(process.env.FANOUT_TASKS ?? 10_000);
+const TASKS = 10_000;
 const BATCH = 1_000;
 
 describe('engine: 10,000-task fan-out', function () {
-  this.timeout(240_000);
+  // The dev server's per-task work dominates: 10k tasks took 140-230 s on a shared, busy 2-core machine.
+  this.timeout(400_000);
   let env: TestWorkflowEnvironment;
   let workers: TestWorkers;
   let workDir: string;
 
   before(async () => {
     env = await startTemporal();
-    workers = await startWorkers(env, { registry: new ActivityRegistry(testImplementations), devices: [], cpuSlots: 200 });
+    workers = await startWorkers(env, { registry: new ActivityRegistry(testImplementations), devices: [], cpuSlots: 100 });
     workDir = await mkdtemp(join(tmpdir(), 'virnucpro-fanout-'));
   });
   after(async () => {
@@ -55,7 +56,7 @@ describe('engine: 10,000-task fan-out', function () {
     const handle = await env.client.workflow.start(runPipeline, {
       taskQueue: cpuQueue(workers.prefix),
       workflowId,
-      args: [{ dag, inputs: { count: TASKS }, workDir, taskQueuePrefix: workers.prefix, devices: [], options: { scatterBatchSize: BATCH, maxConcurrentBatches: 4 } }],
+      args: [{ dag, inputs: { count: TASKS }, workDir, taskQueuePrefix: workers.prefix, devices: [], options: { scatterBatchSize: BATCH, maxConcurrentBatches: 2 } }],
     });
     const result = await handle.result();
     const seconds = (Date.now() - started) / 1000;
