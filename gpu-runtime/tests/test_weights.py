@@ -112,11 +112,12 @@ def test_omegaconf_style_cfg_falls_back_to_published_heads(tmp_path, monkeypatch
     DictConfig.__module__ = "omegaconf.dictconfig"
     DictConfig.__qualname__ = "DictConfig"
     module.DictConfig = DictConfig
+    monkeypatch.setitem(sys.modules, "omegaconf", types.ModuleType("omegaconf"))
     monkeypatch.setitem(sys.modules, "omegaconf.dictconfig", module)
     model = randomize_(ESM2(ESM2Config(num_layers=6, embed_dim=320, num_heads=20)), seed=9).eval()
     state = esm2_fair_esm_state(model)
     torch.save({"model": state, "cfg": {"model": DictConfig({"encoder_layers": 6})}}, tmp_path / "esm2_t6_8M_UR50D.pt")
-    monkeypatch.delitem(sys.modules, "omegaconf.dictconfig")
+    monkeypatch.delitem(sys.modules, "omegaconf.dictconfig")  # loading must not need the class
     loaded = weights.load_esm2(tmp_path / "esm2_t6_8M_UR50D.pt")
     assert loaded.cfg.num_heads == 20
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
