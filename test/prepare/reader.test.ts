@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { readSequences, type SequenceRecord } from '../../activities/prepare/sequence-reader';
 import { emptyStats, prepareChunks } from '../../activities/prepare/prepared-reads';
 import { ReadInputError } from '../../activities/prepare/errors';
+import { bzip2Program } from '../../activities/prepare/decompress';
 import { fixture, scratch } from './fixtures';
 
 async function readAll(path: string): Promise<Array<{ number: number; id: string; sequence: string }>> {
@@ -58,6 +59,23 @@ describe('prepare: sequence reader', () => {
       assert.deepEqual(await readAll(path), expected, path);
     }
   });
+
+  for (const decoder of ['js', 'system']) {
+    it(`decodes bzip2 with the ${decoder === 'js' ? 'pure-JS decoder' : 'bzip2 program'} and reports truncation`, async function () {
+      if (decoder === 'system' && !bzip2Program()) this.skip();
+      const saved = process.env.VIRNUCPRO_BZIP2;
+      process.env.VIRNUCPRO_BZIP2 = decoder;
+      try {
+        const bz2 = readFileSync(fixture('klebsiella_reads.fa.bz2'));
+        assert.deepEqual(await readAll(write('whole.bz2', bz2)), await readAll(write('reads.fa', klebsiella)));
+        const cut = await readError(write('cut.bz2', bz2.subarray(0, bz2.length >> 1)));
+        assert.match(cut.message, /corrupt or truncated bzip2 data/);
+      } finally {
+        if (saved === undefined) delete process.env.VIRNUCPRO_BZIP2;
+        else process.env.VIRNUCPRO_BZIP2 = saved;
+      }
+    });
+  }
 
   it('takes the first word of the header as id, strips CRLF and keeps case', async () => {
     const records = await readAll(write('crlf.fa', '>seq1 first read\r\nACgt\r\nNNa c\r\n>seq2\tx y\r\n\r\nTTTT\r\n'));
