@@ -60,6 +60,9 @@ export class CliProcess {
   }
 }
 
+const sharedBundles = path.join(os.tmpdir(), `virnucpro-test-bundles-${process.pid}`);
+process.on('exit', () => fs.rmSync(sharedBundles, { recursive: true, force: true }));
+
 /** An isolated virnucpro environment: state directory, config file, dev server on free ports. */
 export class CliEnvironment {
   readonly env: NodeJS.ProcessEnv;
@@ -77,7 +80,13 @@ export class CliEnvironment {
   }
 
   static async create(): Promise<CliEnvironment> {
-    return new CliEnvironment(fs.mkdtempSync(path.join(os.tmpdir(), 'virnucpro-cli-')), await freePort());
+    const environment = new CliEnvironment(fs.mkdtempSync(path.join(os.tmpdir(), 'virnucpro-cli-')), await freePort());
+    // Environments of one test process share the workflow bundle cache (keyed by content), so
+    // webpack runs once per test process rather than once per environment.
+    fs.mkdirSync(sharedBundles, { recursive: true });
+    fs.mkdirSync(environment.stateDir, { recursive: true });
+    fs.symlinkSync(sharedBundles, path.join(environment.stateDir, 'bundles'));
+    return environment;
   }
 
   get stateDir(): string {

@@ -33,8 +33,9 @@ describe('cli: usage and help', function () {
       [['selftest', '--devices', 'x'], /--devices: 'x' is not a device index/],
       [['status', 'a', 'b'], /unexpected argument 'b'/],
     ];
-    for (const [args, message] of cases) {
-      const result = await env.run(args);
+    const results = await Promise.all(cases.map(([args]) => env.run(args)));
+    for (const [i, [args, message]] of cases.entries()) {
+      const result = results[i];
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, message, args.join(' '));
       assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
