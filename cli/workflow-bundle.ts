@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, type WorkflowBundleOption } from '@temporalio/worker';
 import type winston from 'winston';
 import { packageRoot } from './config';
 import { workflowsPath } from '../activities/engine/workers';
@@ -29,7 +29,11 @@ export async function cachedWorkflowBundle(stateDir: string, logger: winston.Log
   const codePath = path.join(stateDir, 'bundles', `workflows-${bundleKey()}.js`);
   if (!fs.existsSync(codePath)) {
     logger.debug('bundling the workflow code (once per version)');
-    const { code } = await bundleWorkflowCode({ workflowsPath });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath,
+      // webpack's report is long and only interesting when bundling fails (then it is an error).
+      logger: new DefaultLogger('WARN', (entry) => logger.log(entry.level === 'ERROR' ? 'error' : 'debug', entry.message)),
+    });
     fs.mkdirSync(path.dirname(codePath), { recursive: true });
     const tmp = `${codePath}.tmp-${process.pid}`;
     fs.writeFileSync(tmp, code);

@@ -28,6 +28,7 @@ import { resolveWeights } from './predict-weights';
 import { OutputFolder } from './predict-output-folder';
 import { failureTypes, INPUT_FAILURE_TYPES } from './run-failures';
 import { queueIsServed } from './queue-pollers';
+import { stepTimings, type StepTiming } from './step-timings';
 
 /** The input must be a readable, non-empty file; everything about its content is checked by prepare. */
 function checkInputFile(input: string): void {
@@ -199,8 +200,12 @@ async function buildReport(handle: WorkflowHandle, f: ReportFacts): Promise<RunR
   const started = description.startTime ?? null;
   const finished = description.closeTime ?? null;
   const { devices, ...results } = f.summary;
+  const timings = await stepTimings(handle).catch(() => ({}) as Record<string, StepTiming>);
   const steps = Object.fromEntries(
-    Object.entries(f.result.progress.steps).map(([name, s]) => [name, { tasks: s.total, done: s.done, cached: s.cached, failed: s.failed }]),
+    Object.entries(f.result.progress.steps).map(([name, s]) => [
+      name,
+      { tasks: s.total, done: s.done, cached: s.cached, failed: s.failed, wallSeconds: timings[name]?.wallSeconds ?? null, busySeconds: timings[name]?.busySeconds ?? null },
+    ]),
   );
   const partial = { prepare: f.stats, devices: deviceRates(devices), synthetic: f.synthetic, results };
   return {
