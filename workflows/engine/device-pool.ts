@@ -14,6 +14,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   TimeoutFailure,
+  patched,
   proxyActivities,
   sleep,
 } from '@temporalio/workflow';
@@ -56,6 +57,8 @@ interface Device {
 
 /** Steal a running task only when starting over here is clearly sooner (guards against churn). */
 const STEAL_MARGIN = 1.25;
+/** A task running this many times its device's mean (or the idle device's) counts as stuck. */
+const OVERDUE = 3;
 /** Fraction of a device's mean task time its running task must still have left to lose the next. */
 const QUEUED_STEAL_GUARD = 0.1;
 
@@ -177,9 +180,13 @@ export class DevicePool {
   private expectedEnd(device: Device, running: Dispatch, ownMean: number, now: number): number | null {
     if (running.startedAt === null) return null;
     const mean = this.meanMs(device);
-    if (mean !== null) return running.startedAt + mean;
-    // A device that has finished nothing yet is judged by the time it has already taken.
-    return now - running.startedAt > 3 * ownMean ? Infinity : null;
+    const taken = now - running.startedAt;
+    // Far overdue (or never judged yet and much slower than this device): treat as stuck. A
+    // device whose worker hangs never starts what is queued for it; this rescues those tasks.
+    if (mean === null && taken > OVERDUE * ownMean) return Infinity;
+    // Judging devices with a known mean as stuck came later: patched() keeps older runs replaying.
+    if (mean !== null && taken > OVERDUE * mean && patched('steal-overdue-tasks')) return Infinity;
+    return mean === null ? null : running.startedAt + mean;
   }
 
   private activities(device: Device, spec: ProcessSpec): StepActivities {
@@ -190,6 +197,8 @@ export class DevicePool {
         taskQueue: gpuQueue(this.prefix, device.id),
         startToCloseTimeout: spec.timeouts.startToCloseMs,
         heartbeatTimeout: spec.timeouts.heartbeatMs ?? undefined,
+        // A queued task waits at most for its predecessor; longer means the device's worker is gone.
+        scheduleToStartTimeout: spec.timeouts.startToCloseMs,
         // The pool re-queues failed tasks itself, preferring another device.
         retry: { maximumAttempts: 1 },
         cancellationType: ActivityCancellationType.TRY_CANCEL,
@@ -298,7 +307,7 @@ function isStall(error: unknown): boolean {
   return (
     error instanceof ActivityFailure &&
     error.cause instanceof TimeoutFailure &&
-    (error.cause.timeoutType === 'HEARTBEAT' || error.cause.timeoutType === 'START_TO_CLOSE')
+    (error.cause.timeoutType === 'HEARTBEAT' || error.cause.timeoutType === 'START_TO_CLOSE' || error.cause.timeoutType === 'SCHEDULE_TO_START')
   );
 }
 
