@@ -7,14 +7,17 @@ matmul epilogues and a few pointwise kernels; the matmuls stay cuBLAS and attent
 ``varlen_attn``. One compiled function serves all 36 layers (the layer's parameters are
 inputs, not constants) and every packed size (``dynamic=True``: no recompile per batch).
 
-The math is ``ESM2Layer.forward`` itself, called with the varlen attention, so the
-compiled path computes exactly what ``ESM2.forward_packed`` does.
+The layer math is ``ESM2Layer.forward`` split at its attention call (tests/test_compiled.py
+holds the two equal), so the compiled path computes what ``ESM2.forward_packed`` does.
 """
 from __future__ import annotations
 
-import torch
+from typing import Callable
 
-from .models.esm2 import ESM2, packed_positions, rotary_tables
+import torch
+import torch.nn.functional as F
+
+from .models.esm2 import ESM2, _apply_rotary, _padded_attention_over_packed, packed_positions, rotary_tables
 
 try:
     from torch.nn.attention.varlen import varlen_attn
@@ -22,30 +25,55 @@ except ImportError:  # pragma: no cover - torch < 2.10
     varlen_attn = None
 
 
-def _layer_step(layer, x, cos, sin, cu_seqlens, max_seqlen):
-    def attention(q, k, v):
-        return varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu_seqlens, cu_seqlens, max_seqlen, max_seqlen)
+def _pre_attention(layer, x, cos, sin):
+    """ESM2Layer.forward up to the attention call: LN, fused QKV, rotary on q and k."""
+    n = x.shape[0]
+    q, k, v = layer.qkv(layer.attn_norm(x)).view(n, 3, layer.num_heads, layer.head_dim).unbind(1)
+    return _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin), v.contiguous()
 
-    return layer(x, cos, sin, attention)
+
+def _post_attention(layer, x, attended):
+    """ESM2Layer.forward after the attention call: output projection, residual, FFN."""
+    x = x + layer.out_proj(attended.reshape(x.shape[0], -1))
+    return x + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(x))))
+
+
+def varlen_attention(cu_seqlens: torch.Tensor, max_seqlen: int, seq_index, positions):
+    del seq_index, positions  # the varlen kernel needs only the boundaries
+    return lambda q, k, v: varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen)
+
+
+def padded_attention(cu_seqlens: torch.Tensor, max_seqlen: int, seq_index, positions):
+    """The models' exact fallback (CPU, fp32): for tests of the compiled path off CUDA."""
+    return _padded_attention_over_packed(seq_index, positions, cu_seqlens.numel() - 1, max_seqlen)
 
 
 class CompiledESM2Packed:
-    """Callable with ``ESM2.forward_packed``'s signature."""
+    """Callable with ``ESM2.forward_packed``'s signature.
 
-    def __init__(self, esm2: ESM2):
-        if varlen_attn is None:
+    Each layer runs as compiled pre-attention, eager attention, compiled post-attention.
+    Attention stays outside the graphs because its Python-int ``max_seqlen`` would become
+    a guard: every new batch length would recompile, and past dynamo's recompile limit
+    the layer silently falls back to eager. The two graphs take tensors only, so one
+    compilation serves every layer and every packed size."""
+
+    def __init__(self, esm2: ESM2, attention: Callable = varlen_attention, backend: str = "inductor"):
+        if attention is varlen_attention and varlen_attn is None:
             raise RuntimeError("the compiled ESM-2 path needs torch.nn.attention.varlen (torch >= 2.10)")
         self.esm2 = esm2
-        self._step = torch.compile(_layer_step, dynamic=True)
+        self.attention = attention
+        self._pre = torch.compile(_pre_attention, dynamic=True, backend=backend)
+        self._post = torch.compile(_post_attention, dynamic=True, backend=backend)
 
     def __call__(self, tokens: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
         model = self.esm2
         seq_index, positions = packed_positions(cu_seqlens, tokens.numel())
         x = model._embed(tokens, seq_index, cu_seqlens.numel() - 1)
         cos, sin = rotary_tables(positions, model.cfg.head_dim)
-        cu = cu_seqlens.to(torch.int32)
+        attend = self.attention(cu_seqlens.to(torch.int32), max_seqlen, seq_index, positions)
         for layer in model.layers:
-            x = self._step(layer, x, cos, sin, cu, max_seqlen)
+            q, k, v = self._pre(layer, x, cos, sin)
+            x = self._post(layer, x, attend(q, k, v))
         return model.final_norm(x)
 
 
