@@ -132,10 +132,10 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
 
 async function writeShard(path: string, columns: FrameColumns): Promise<{ ref: FileRef; reused: boolean }> {
   const bytes = columns.toIpcFile();
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
   const existing = await readValidMarker(path);
-  if (existing && existing.sha256 === sha256 && existing.rows === columns.length) {
-    return { ref: { path, rows: existing.rows, bytes: existing.bytes, sha256 }, reused: true };
+  if (existing && existing.rows === columns.length && existing.bytes === bytes.length) {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    if (existing.sha256 === sha256) return { ref: { path, rows: existing.rows, bytes: existing.bytes, sha256 }, reused: true };
   }
   const written = await writeFileAtomic(path, bytes);
   await writeDoneMarker(path, { rows: columns.length, ...written });

@@ -27,7 +27,7 @@ export interface PreparedChunk {
   k: number;
   /** `{id}_chunk_{k}`. */
   name: string;
-  /** The chunk's bases as in the input (case kept); valid until the next chunk is read. */
+  /** The chunk's bases as in the input (case kept): a view into the record's bytes, not a copy. */
   bases: Uint8Array;
   frames: KeptFrame[];
 }
