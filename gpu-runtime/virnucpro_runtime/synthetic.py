@@ -251,8 +251,13 @@ def calibrated_classifier(esm2: ESM2, dnabert: DNABERTS, dna_tokenizer: DnaToken
     ids, lengths = dna_tokenizer.encode_padded(random_dna(rng, 32, 150, 300))
     dna_emb = dnabert.embed(torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device))
     x = torch.cat([dna_emb, esm_emb], dim=1).float().cpu()
+    return calibrate_(randomize_(MLPClassifier(), seed).eval(), x)
 
-    classifier = randomize_(MLPClassifier(), seed).eval()
+
+@torch.no_grad()
+def calibrate_(classifier: MLPClassifier, x: torch.Tensor) -> MLPClassifier:
+    """Set BatchNorm's statistics and the output layer's scale and bias from features
+    x [N, 3328] as described in `calibrated_classifier` (in place; returns the classifier)."""
     hidden = classifier.hidden_layer(x)
     classifier.bn1.weight.fill_(1.0)
     classifier.bn1.bias.zero_()
