@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { XzReadableStream } from 'xz-decompress';
 import unbzip2Stream from 'unbzip2-stream';
@@ -126,8 +126,12 @@ async function* decode(raw: Readable, compression: Compression, name: string): A
         yield* decodeWithProgram(raw, program, name);
         return;
       }
-      // unbzip2-stream is an old-style stream; wrap() makes it async-iterable and forwards errors.
-      decoded = new Readable().wrap(forwardErrors(raw, raw.pipe(unbzip2Stream()) as unknown as Readable));
+      // unbzip2-stream is an old-style stream: pipe it into a PassThrough to get an async
+      // iterable. (Readable.wrap() would end early: the old stream's 'close' can come first.)
+      const decoder = forwardErrors(raw, raw.pipe(unbzip2Stream()) as unknown as Readable);
+      const out = new PassThrough();
+      decoder.on('error', (err) => out.destroy(err));
+      decoded = decoder.pipe(out);
       break;
     }
     case 'xz':

@@ -45,11 +45,14 @@ describe('prepare: sequence reader', () => {
     return path;
   };
 
-  it('reads the same records from plain, gzip (multi-member), bzip2 and xz files, detected by content', async () => {
+  it('reads the same records from plain, gzip, bzip2 and xz files (also multi-stream), detected by content', async () => {
     const expected = await readAll(write('reads.fa', klebsiella));
     assert.equal(expected.length, 150);
     const half = klebsiella.indexOf('>kp_read_76 ');
     const multiMember = Buffer.concat([gzipSync(klebsiella.subarray(0, half)), gzipSync(klebsiella.subarray(half))]);
+    const xz = readFileSync(fixture('klebsiella_reads.fa.xz'));
+    const twice = [...expected, ...expected.map((r) => ({ ...r, number: r.number + expected.length }))];
+    assert.deepEqual(await readAll(write('twice.xz', Buffer.concat([xz, xz]))), twice);
     for (const path of [
       write('renamed.txt', gzipSync(klebsiella)),
       write('multi.gz', multiMember),
@@ -67,7 +70,11 @@ describe('prepare: sequence reader', () => {
       process.env.VIRNUCPRO_BZIP2 = decoder;
       try {
         const bz2 = readFileSync(fixture('klebsiella_reads.fa.bz2'));
-        assert.deepEqual(await readAll(write('whole.bz2', bz2)), await readAll(write('reads.fa', klebsiella)));
+        const expected = await readAll(write('reads.fa', klebsiella));
+        assert.deepEqual(await readAll(write('whole.bz2', bz2)), expected);
+        // Concatenated streams, as pbzip2 writes them.
+        const twice = [...expected, ...expected.map((r) => ({ ...r, number: r.number + expected.length }))];
+        assert.deepEqual(await readAll(write('twice.bz2', Buffer.concat([bz2, bz2]))), twice);
         const cut = await readError(write('cut.bz2', bz2.subarray(0, bz2.length >> 1)));
         assert.match(cut.message, /corrupt or truncated bzip2 data/);
       } finally {
