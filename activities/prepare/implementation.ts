@@ -2,8 +2,10 @@
  * The prepare step as an engine implementation: `prepareReads` in the step's own folder,
  * its progress as heartbeats, cancellation through the step's signal.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { defineImplementation } from '../engine/implementation';
+import { ReadInputError } from './errors';
 import { DEFAULT_SHARD_FRAMES, prepareReads, prepareReadsOutput } from './prepare-activity';
 
 export const prepareParams = z.strictObject({
@@ -17,17 +19,23 @@ export const prepareImplementation = defineImplementation({
   outputs: prepareReadsOutput,
   params: prepareParams,
   async run({ reads }, ctx) {
-    const warnings: string[] = [];
-    return prepareReads(
-      { input: reads, expectedLength: ctx.params.expectedLength, workDir: ctx.workDir, shardFrames: ctx.params.shardFrames },
-      {
-        onProgress: (progress) => ctx.heartbeat({ ...progress, warnings: warnings.length }),
-        warn: (message) => {
-          warnings.push(message);
-          ctx.heartbeat({ warning: message });
+    let warnings = 0;
+    try {
+      return await prepareReads(
+        { input: reads, expectedLength: ctx.params.expectedLength, workDir: ctx.workDir, shardFrames: ctx.params.shardFrames },
+        {
+          onProgress: (progress) => ctx.heartbeat({ ...progress, warnings }),
+          warn: (message) => {
+            warnings++;
+            ctx.heartbeat({ warning: message });
+          },
+          signal: ctx.signal,
         },
-        signal: ctx.signal,
-      },
-    );
+      );
+    } catch (err) {
+      // A bad read file stays bad: fail the run now with the message instead of retrying.
+      if (err instanceof ReadInputError) throw ApplicationFailure.nonRetryable(err.message, 'ReadInputError');
+      throw err;
+    }
   },
 });
