@@ -3,12 +3,11 @@
 // output file is complete, and records the step marker. gpu workers bind their device id here.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative } from 'node:path';
 import { z } from 'zod';
 import type { JsonValue } from '../../workflows/dsl/types';
 import { StepActivities, StepHeartbeat, StepResult, StepTask, stepHeartbeatSignal } from '../../workflows/engine/messages';
-import { readFile } from 'node:fs/promises';
 import { markerPath, writeDoneMarker, writeFileAtomic } from '../files/atomic';
 import type { ActivityRegistry } from '../registry';
 import { cacheKey, cachedOutputs, fileRefsIn, stepDirectory, writeStepMarker } from './cache';
@@ -88,10 +87,18 @@ function parseOrFail<T>(schema: z.ZodType<T>, value: unknown, type: string, what
 /** Outputs must come through ctx.writeFile/adoptFile, so every file has its `.done` marker. */
 async function assertMarked(ref: FileRef, where: string): Promise<void> {
   const text = await readFile(markerPath(ref.path), 'utf8').catch(() => null);
-  const marker = text ? (JSON.parse(text) as { sha256?: string; bytes?: number }) : null;
+  const marker = text ? (parseJson(text) as { sha256?: string; bytes?: number } | null) : null;
   const size = await stat(ref.path).then((s) => s.size).catch(() => null);
   if (!marker || marker.sha256 !== ref.sha256 || marker.bytes !== ref.bytes || size !== ref.bytes) {
     throw ApplicationFailure.nonRetryable(`${where} returned ${ref.path} without a matching .done marker (use ctx.writeFile or ctx.adoptFile)`, 'UnmarkedOutput');
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }
 

@@ -49,7 +49,7 @@ describe('engine: step cache', function () {
     return env.client.workflow.execute(runPipeline, {
       taskQueue: cpuQueue(workers.prefix),
       workflowId: `cache-${Date.now()}-${runs++}`,
-      args: [{ dag: selftest, inputs: { settings: { files: FILES, lines: 8 } }, workDir, taskQueuePrefix: workers.prefix, devices }],
+      args: [{ dag: selftest, inputs: { settings: { files: FILES, lines: 8, sleepMs: 100 } }, workDir, taskQueuePrefix: workers.prefix, devices }],
     });
   }
 

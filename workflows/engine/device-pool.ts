@@ -57,8 +57,10 @@ interface Device {
 
 /** Steal a running task only when starting over here is clearly sooner (guards against churn). */
 const STEAL_MARGIN = 1.25;
-/** A task running this many times its device's mean (or the idle device's) counts as stuck. */
+/** A task running this many times its device's mean (or the idle device's) counts as stuck... */
 const OVERDUE = 3;
+/** ...but never before this long. */
+const STUCK_FLOOR_MS = 30_000;
 /** Fraction of a device's mean task time its running task must still have left to lose the next. */
 const QUEUED_STEAL_GUARD = 0.1;
 
@@ -176,17 +178,21 @@ export class DevicePool {
     return best;
   }
 
-  /** When the running task of `device` should end: from its mean, or never if it is far overdue. */
+  /** When the running task of `device` should end: from its mean, or never if it looks stuck. */
   private expectedEnd(device: Device, running: Dispatch, ownMean: number, now: number): number | null {
     if (running.startedAt === null) return null;
     const mean = this.meanMs(device);
     const taken = now - running.startedAt;
-    // Far overdue (or never judged yet and much slower than this device): treat as stuck. A
-    // device whose worker hangs never starts what is queued for it; this rescues those tasks.
-    if (mean === null && taken > OVERDUE * ownMean) return Infinity;
-    // Judging devices with a known mean as stuck came later: patched() keeps older runs replaying.
-    if (mean !== null && taken > OVERDUE * mean && patched('steal-overdue-tasks')) return Infinity;
-    return mean === null ? null : running.startedAt + mean;
+    if (patched('steal-overdue-tasks')) {
+      // Far overdue against its device's mean (or, before it has one, against this device's):
+      // treat as stuck. A device whose worker hangs never starts what is queued for it; this
+      // rescues those tasks. The floor keeps timing noise on short tasks from moving work.
+      if (taken > Math.max(OVERDUE * (mean ?? ownMean), STUCK_FLOOR_MS)) return Infinity;
+      return mean === null ? null : running.startedAt + mean;
+    }
+    // The rule of runs started before the patch.
+    if (mean !== null) return running.startedAt + mean;
+    return taken > OVERDUE * ownMean ? Infinity : null;
   }
 
   private activities(device: Device, spec: ProcessSpec): StepActivities {
