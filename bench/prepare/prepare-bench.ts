@@ -10,8 +10,8 @@
  * (parse, translate, Arrow shards, records table, checksums, fsync). Writes a JSON result.
  */
 import { execSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chunkSpans } from '../../activities/prepare/chunking';
 import { emptyStats, prepareChunks } from '../../activities/prepare/prepared-reads';
@@ -66,38 +66,59 @@ function perMinute(count: number, seconds: number): number {
   return Math.round((count / seconds) * 60);
 }
 
+/**
+ * Wall-clock and CPU time of `work`. On a shared machine wall-clock time mostly measures the
+ * other processes; CPU time (all threads of this process) is the work done on our core.
+ */
+async function timed(count: number, work: () => Promise<void>) {
+  const cpuBefore = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  await work();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return {
+    seconds: Number(seconds.toFixed(2)),
+    cpuSeconds: Number(cpuSeconds.toFixed(2)),
+    readsPerMinute: perMinute(count, seconds),
+    readsPerCpuMinute: perMinute(count, cpuSeconds),
+  };
+}
+
 async function main(): Promise<void> {
   const readCount = Number(option('--reads', '2000000'));
   const length = Number(option('-e', '300'));
   const dataDir = resolve(option('--data', '/work/shared/data'));
   const out = option('--out', `bench/results/prepare-${length}bp.json`);
 
+  const loadBefore = loadavg()[0];
   const reads = await cutReads(dataDir, readCount, length);
 
   const translator = new SixFrameTranslator();
   let frames = 0;
-  let started = process.hrtime.bigint();
-  for (const read of reads) {
-    for (const span of chunkSpans(read.length, length)) frames += translator.translate(read.subarray(span.start, span.end)).length;
-  }
-  const translateSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const translateInMemory = await timed(readCount, async () => {
+    for (const read of reads) {
+      for (const span of chunkSpans(read.length, length)) frames += translator.translate(read.subarray(span.start, span.end)).length;
+    }
+  });
 
   const dir = await mkdtemp(join(tmpdir(), 'virnucpro-prepare-bench-'));
   try {
     const fasta = join(dir, 'reads.fa');
-    const text: string[] = [];
-    reads.forEach((read, i) => text.push(`>read_${i + 1}\n${Buffer.from(read).toString('latin1')}\n`));
-    await writeFile(fasta, text.join(''));
-    text.length = 0;
+    // In slices: the whole file as one string would exceed V8's maximum string length.
+    for (let from = 0; from < reads.length; from += 100_000) {
+      const slice = reads.slice(from, from + 100_000).map((read, i) => `>read_${from + i + 1}\n${Buffer.from(read).toString('latin1')}\n`);
+      await appendFile(fasta, slice.join(''));
+    }
 
     const stats = emptyStats();
-    started = process.hrtime.bigint();
-    for await (const chunk of prepareChunks(readSequences(fasta), fasta, length, stats)) void chunk;
-    const streamSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-
-    started = process.hrtime.bigint();
-    const prepared = await prepareReads({ input: fasta, expectedLength: length, workDir: join(dir, 'work') });
-    const prepareSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const parseAndTranslateFromFasta = await timed(readCount, async () => {
+      for await (const chunk of prepareChunks(readSequences(fasta), fasta, length, stats)) void chunk;
+    });
+    let prepared: Awaited<ReturnType<typeof prepareReads>> | undefined;
+    const prepareReadsWithShards = await timed(readCount, async () => {
+      prepared = await prepareReads({ input: fasta, expectedLength: length, workDir: join(dir, 'work') });
+    });
 
     const result = {
       benchmark: 'prepare (read, chunk, six-frame translate, shards) on one core',
@@ -107,19 +128,16 @@ async function main(): Promise<void> {
       cpu: cpus()[0]?.model ?? 'unknown',
       logicalCpus: cpus().length,
       memoryGiB: Math.round(totalmem() / 2 ** 30),
-      pinnedTo: option('--pinned', 'see command'),
+      pinnedTo: option('--pinned', 'not pinned'),
+      // Other processes on the machine slow every figure down; the 1-minute load says how busy it was.
+      loadAverage1m: { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0].toFixed(2)) },
       reads: readCount,
       readLength: length,
       framesKept: frames,
       framesPerRead: Number((frames / readCount).toFixed(3)),
-      translateInMemory: { seconds: Number(translateSeconds.toFixed(2)), readsPerMinute: perMinute(readCount, translateSeconds) },
-      parseAndTranslateFromFasta: { seconds: Number(streamSeconds.toFixed(2)), readsPerMinute: perMinute(readCount, streamSeconds) },
-      prepareReadsWithShards: {
-        seconds: Number(prepareSeconds.toFixed(2)),
-        readsPerMinute: perMinute(readCount, prepareSeconds),
-        shards: prepared.shards.length,
-        frames: prepared.stats.frames,
-      },
+      translateInMemory,
+      parseAndTranslateFromFasta,
+      prepareReadsWithShards: { ...prepareReadsWithShards, shards: prepared?.shards.length, frames: prepared?.stats.frames },
     };
     await writeFile(out, JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
