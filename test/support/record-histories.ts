@@ -1,7 +1,7 @@
 // Records histories of real runs for the replay test (test/engine/replay.test.ts):
 //   npm run build && node dist/test/support/record-histories.js
-// Runs the selftest pipeline (a device joins by signal mid-run) and a cpu scatter split into
-// child batch workflows against a fresh dev server, and writes every workflow's history to
+// Runs the selftest pipeline (a device joins by signal mid-run), a gpu scatter over a fast and a
+// slow device, and a cpu scatter split into child batch workflows against a fresh dev server, and writes every workflow's history to
 // test/histories/<label>.json. Re-record after an intentional, patched workflow change; keep
 // the old files so in-flight runs of the old code stay covered.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -56,7 +56,31 @@ async function main(): Promise<void> {
     });
     await fanRun.result();
 
-    const ids = [`selftest-${label}`, fanId, ...[0, 1, 2].map((batch) => `${fanId}/double/batch-${batch}`)];
+    // A slow and a fast device: the tail of the scatter exercises the pool's rebalancing.
+    const balance = definePipeline({
+      name: 'balance',
+      inputs: { numbers: 'number[]' },
+      processes: {
+        work: {
+          implementation: 'test.work',
+          resource: 'gpu',
+          cache: false,
+          params: { ms: 200, slowdown: { [devices[1]]: 3 } },
+          timeouts: { startToClose: '1m', heartbeat: '5s' },
+          inputs: { n: { from: 'inputs.numbers', type: 'number', mode: 'scatter' } },
+          outputs: { doubled: 'number' },
+        },
+      },
+      outputs: { doubled: 'work.doubled' },
+    });
+    const balanceId = `balance-${label}`;
+    await env.client.workflow.execute(runPipeline, {
+      taskQueue: cpuQueue(workers.prefix),
+      workflowId: balanceId,
+      args: [{ dag: balance, inputs: { numbers: [1, 2, 3, 4, 5, 6, 7, 8, 9] }, workDir, taskQueuePrefix: workers.prefix, devices }],
+    });
+
+    const ids = [`selftest-${label}`, balanceId, fanId, ...[0, 1, 2].map((batch) => `${fanId}/double/batch-${batch}`)];
     for (const id of ids) {
       const history = await env.client.workflow.getHandle(id).fetchHistory();
       const file = join(historiesDir, `${id.replace(/\//g, '__')}.json`);
