@@ -48,7 +48,7 @@ export async function* readDecompressed(path: string): AsyncGenerator<Uint8Array
   if (info.isDirectory()) throw new ReadInputError(path, 'is a directory, not a sequence file');
   if (!info.isFile()) {
     // A pipe cannot be read twice: sniff the compression from the stream itself.
-    yield* decompress(createReadStream(path, { highWaterMark: READ_BLOCK }), path);
+    for await (const chunk of decompress(createReadStream(path, { highWaterMark: READ_BLOCK }), path)) yield chunk;
     return;
   }
   if (info.size === 0) throw new ReadInputError(path, 'file is empty');
@@ -96,17 +96,22 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, name: strin
     yield head;
     for (let next = await input.next(); !next.done; next = await input.next()) yield next.value;
   }
-  // Plain data stays a chain of generators: wrapping it in Readable.from() made Node 20 keep
-  // memory per block when the consumer is slow (test/prepare/memory.test.ts caught it).
-  if (compression === 'none') {
-    for await (const chunk of rest()) yield chunk;
-    return;
-  }
-  const raw = Readable.from(rest(), { objectMode: false });
   try {
-    for await (const chunk of decode(raw, compression, name)) yield chunk;
+    // Plain data stays a chain of generators: wrapping it in Readable.from() made Node 20 keep
+    // memory per block when the consumer is slow (test/prepare/memory.test.ts caught it).
+    if (compression === 'none') {
+      for await (const chunk of rest()) yield chunk;
+      return;
+    }
+    const raw = Readable.from(rest(), { objectMode: false });
+    try {
+      for await (const chunk of decode(raw, compression, name)) yield chunk;
+    } finally {
+      raw.destroy();
+    }
   } finally {
-    raw.destroy();
+    // Also when the consumer stops early: close the source (a file stream, a pipe).
+    await input.return?.();
   }
 }
 
@@ -123,7 +128,7 @@ async function* decode(raw: Readable, compression: Compression, name: string): A
     case 'bzip2': {
       const program = bzip2Program();
       if (program) {
-        yield* decodeWithProgram(raw, program, name);
+        for await (const chunk of decodeWithProgram(raw, program, name)) yield chunk;
         return;
       }
       // unbzip2-stream is an old-style stream: pipe it into a PassThrough to get an async
