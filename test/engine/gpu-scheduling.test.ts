@@ -106,6 +106,12 @@ describe('engine: gpu scheduling', function () {
     const handle = await start(gpuScatter('join-leave', { ms: 250 }), numbers, {}, [SLOW]);
     const entriesOf = () => journal.filter((e) => e.item !== null && e.item >= base && e.item < base + numbers.length);
     await waitUntil(() => entriesOf().some((e) => e.device === SLOW));
+    const early = await handle.query(progressQuery);
+    assert.equal(early.state, 'running');
+    assert.equal(early.steps.work.total, numbers.length);
+    assert.ok(early.steps.work.running >= 1 && early.steps.work.running <= 2, 'one device holds one or two tasks');
+    assert.equal(early.steps.work.pending, numbers.length - early.steps.work.running - early.steps.work.done);
+    assert.deepEqual(Object.keys(early.devices), [SLOW]);
     await handle.signal(deviceJoinedSignal, { device: FAST });
     await waitUntil(() => entriesOf().some((e) => e.device === FAST));
     await handle.signal(deviceLeftSignal, { device: SLOW });
