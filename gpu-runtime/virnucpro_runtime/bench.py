@@ -429,12 +429,15 @@ def main(args: argparse.Namespace) -> int:
             compiled["compile_and_warmup_seconds"] = time.perf_counter() - began - sum(compiled["esm2_seconds"])
             report["ours_compiled"] = compiled
             log(f"ours (compiled): ESM-2 {compiled['esm2_tokens_per_s']:,.0f} tokens/s, DNABERT-S {compiled['dnabert_tokens_per_s']:,.0f} tokens/s")
-            ours = dict(ours)
-            for model, key, attr in (("esm2", "esm2_tokens_per_s", "esm2_packed_forward"), ("dnabert", "dnabert_tokens_per_s", "dnabert_padded_embed")):
-                if compiled[key] > ours[key]:
-                    ours[key], report["compiled"][model] = compiled[key], True
-                else:
-                    setattr(fast_models, attr, None)
+            # The engine's end-to-end run below uses what serve uses: compiled ESM-2 when it
+            # wins, DNABERT-S eager (its compiled form is measured here, but lost ~12 s per
+            # e2e shard on the H200; see bench/README.md).
+            if compiled["esm2_tokens_per_s"] > ours["esm2_tokens_per_s"]:
+                ours = {**ours, "esm2_tokens_per_s": compiled["esm2_tokens_per_s"], "esm2_seconds": compiled["esm2_seconds"]}
+                report["compiled"]["esm2"] = True
+            else:
+                fast_models.esm2_packed_forward = None
+            fast_models.dnabert_padded_embed = None
         except Exception as exc:  # a compile failure must not cost the rest of the run
             report["compile_error"] = f"{type(exc).__name__}: {exc}"[:2000]
             log(f"compile failed, staying eager: {report['compile_error'][:300]}")
