@@ -2,7 +2,7 @@
  * The Arrow IPC tables of read preparation (docs/data-formats.md): frame shards
  * (`virnucpro.frames` v1) and the records table (`virnucpro.records` v1). String columns
  * are assembled straight into Arrow's offsets + bytes layout, which is several times
- * faster than Arrow's generic builders for the ~50,000 long strings of a shard.
+ * faster than Arrow's generic builders; frame columns are even fed bytes, never strings.
  */
 import {
   Field,
@@ -69,19 +69,63 @@ function batch(schema: Schema, length: number, children: Data<DataType>[]): Reco
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length, nullCount: 0, children }));
 }
 
-/** The rows of one frame shard, collected column by column. */
-export class FrameColumns {
-  frameId: string[] = [];
-  recordIndex: number[] = [];
-  nucleotide: string[] = [];
-  protein: string[] = [];
+/** A utf8 column built from bytes: values are appended to one growing buffer plus offsets. */
+class Utf8Builder {
+  private bytes = Buffer.allocUnsafe(1 << 16);
+  private offsets = new Int32Array(1 << 10);
+  length = 0;
 
-  get length(): number {
-    return this.frameId.length;
+  /** Appends one value made of `parts` concatenated (e.g. a chunk name and a frame suffix). */
+  push(...parts: Uint8Array[]): void {
+    let end = this.offsets[this.length];
+    let size = 0;
+    for (const part of parts) size += part.length;
+    if (end + size > this.bytes.length) this.growBytes(end + size);
+    for (const part of parts) {
+      this.bytes.set(part, end);
+      end += part.length;
+    }
+    if (this.length + 2 > this.offsets.length) {
+      const grown = new Int32Array(this.offsets.length * 2);
+      grown.set(this.offsets);
+      this.offsets = grown;
+    }
+    this.offsets[++this.length] = end;
   }
 
-  push(frameId: string, recordIndex: number, nucleotide: string, protein: string): void {
-    this.frameId.push(frameId);
+  private growBytes(needed: number): void {
+    if (needed > 0x7fffffff) throw new RangeError('string column exceeds 2 GiB; use a smaller shard size');
+    const grown = Buffer.allocUnsafe(Math.min(0x7fffffff, Math.max(needed, this.bytes.length * 2)));
+    this.bytes.copy(grown, 0, 0, this.offsets[this.length]);
+    this.bytes = grown;
+  }
+
+  finish(): Data<Utf8> {
+    const end = this.offsets[this.length];
+    return makeData({
+      type: new Utf8(),
+      length: this.length,
+      nullCount: 0,
+      valueOffsets: this.offsets.subarray(0, this.length + 1),
+      data: this.bytes.subarray(0, end),
+    });
+  }
+}
+
+/** The rows of one frame shard, collected column by column as bytes. */
+export class FrameColumns {
+  private readonly frameId = new Utf8Builder();
+  private readonly nucleotide = new Utf8Builder();
+  private readonly protein = new Utf8Builder();
+  private recordIndex: number[] = [];
+
+  get length(): number {
+    return this.recordIndex.length;
+  }
+
+  /** One frame: its id is `chunkName` (utf8 bytes) followed by `frameSuffix` (e.g. "F1"). */
+  push(chunkName: Uint8Array, frameSuffix: Uint8Array, recordIndex: number, nucleotide: Uint8Array, protein: Uint8Array): void {
+    this.frameId.push(chunkName, frameSuffix);
     this.recordIndex.push(recordIndex);
     this.nucleotide.push(nucleotide);
     this.protein.push(protein);
@@ -90,10 +134,10 @@ export class FrameColumns {
   /** The complete Arrow IPC file of these rows. */
   toIpcFile(): Uint8Array {
     const rows = batch(framesSchema, this.length, [
-      utf8Column(this.frameId),
+      this.frameId.finish(),
       makeData({ type: new Uint32(), length: this.length, nullCount: 0, data: Uint32Array.from(this.recordIndex) }),
-      utf8Column(this.nucleotide),
-      utf8Column(this.protein),
+      this.nucleotide.finish(),
+      this.protein.finish(),
     ]);
     const writer = new RecordBatchFileWriter();
     writer.write(rows);

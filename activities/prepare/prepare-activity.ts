@@ -17,8 +17,9 @@ import { readValidMarker, writeDoneMarker, writeFileAtomic } from '../files/atom
 import { fileRef, type FileRef } from '../engine/implementation';
 import { FrameColumns, recordsBatch } from './arrow-tables';
 import { ReadInputError } from './errors';
-import { emptyStats, prepareChunks, type ReadRecord, type Warn } from './prepared-reads';
+import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './prepared-reads';
 import { readSequences } from './sequence-reader';
+import { SixFrameTranslator, type FrameName } from './translation';
 
 export const DEFAULT_SHARD_FRAMES = 50_000;
 /** Records per Arrow batch of the records table (it is streamed, never held whole). */
@@ -75,6 +76,15 @@ export interface PrepareHooks {
   signal?: AbortSignal;
 }
 
+const FRAME_SUFFIX: Record<FrameName, Uint8Array> = {
+  F1: Buffer.from('F1'),
+  F2: Buffer.from('F2'),
+  F3: Buffer.from('F3'),
+  R1: Buffer.from('R1'),
+  R2: Buffer.from('R2'),
+  R3: Buffer.from('R3'),
+};
+
 export function shardFileName(index: number): string {
   return `frames-${String(index).padStart(5, '0')}.arrow`;
 }
@@ -96,31 +106,37 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
     shardsWritten: shards.length,
   });
 
-  const flushShard = async () => {
-    const { ref, reused } = await writeShard(join(input.workDir, shardFileName(shards.length)), columns);
+  const flushShard = async (rows: FrameColumns) => {
+    const { ref, reused } = await writeShard(join(input.workDir, shardFileName(shards.length)), rows);
     shards.push(ref);
     if (reused) reusedShards++;
-    columns = new FrameColumns();
     hooks.onProgress?.(progress());
   };
 
   try {
-    for await (const chunk of prepareChunks(readSequences(input.input), input.input, input.expectedLength, stats, hooks.warn)) {
+    const translator = new SixFrameTranslator();
+    const filled: FrameColumns[] = [];
+    for await (const chunk of chunkRecords(readSequences(input.input), input.input, input.expectedLength, stats, hooks.warn)) {
       hooks.signal?.throwIfAborted();
       if (chunk.k === 1) {
         await records.add(chunk.record);
         if (chunk.record.id !== chunk.record.originalId) renamed.push(chunk.record);
       }
-      for (const frame of chunk.frames) {
-        columns.push(chunk.name + frame.frame, chunk.record.index, frame.nucleotide, frame.protein);
+      const name = Buffer.from(chunk.name, 'utf8');
+      stats.frames += translator.translateEach(chunk.bases, (frame, nucleotide, protein) => {
+        columns.push(name, FRAME_SUFFIX[frame], chunk.record.index, nucleotide, protein);
         // Exact shard sizes; a chunk's frames may straddle two shards (results are joined by frame id).
-        if (columns.length === input.shardFrames) await flushShard();
-      }
+        if (columns.length === input.shardFrames) {
+          filled.push(columns);
+          columns = new FrameColumns();
+        }
+      });
+      for (const shard of filled.splice(0)) await flushShard(shard);
       if (stats.chunks % PROGRESS_EVERY_CHUNKS === 0) hooks.onProgress?.(progress());
     }
     if (stats.records === 0) throw new ReadInputError(input.input, 'no record with a non-empty sequence');
     // A run that keeps no frame still gets one (empty) shard, so downstream steps see a table.
-    if (columns.length > 0 || shards.length === 0) await flushShard();
+    if (columns.length > 0 || shards.length === 0) await flushShard(columns);
   } catch (err) {
     await records.abort(err);
     throw err;

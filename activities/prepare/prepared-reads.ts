@@ -21,7 +21,7 @@ export interface ReadRecord {
   chunks: number;
 }
 
-export interface PreparedChunk {
+export interface Chunk {
   record: ReadRecord;
   /** 1-based chunk number within the record. */
   k: number;
@@ -29,6 +29,9 @@ export interface PreparedChunk {
   name: string;
   /** The chunk's bases as in the input (case kept): a view into the record's bytes, not a copy. */
   bases: Uint8Array;
+}
+
+export interface PreparedChunk extends Chunk {
   frames: KeptFrame[];
 }
 
@@ -51,18 +54,18 @@ export const WARNINGS_PER_KIND = 20;
 export type Warn = (message: string) => void;
 
 /**
- * Chunks of every record, in input order (`path` names the input in warnings). `stats` is
- * updated as the stream is consumed; `warn` receives skipped-record and renamed-id notices.
+ * Chunks of every record, in input order (`path` names the input in warnings), not yet
+ * translated. `stats` is updated as the stream is consumed (all but `frames`); `warn`
+ * receives skipped-record and renamed-id notices.
  */
-export async function* prepareChunks(
+export async function* chunkRecords(
   records: AsyncIterable<SequenceRecord>,
   path: string,
   expectedLength: number,
   stats: PrepareStats,
   warn: Warn = () => undefined,
-): AsyncGenerator<PreparedChunk> {
+): AsyncGenerator<Chunk> {
   const ids = new UniqueIds();
-  const translator = new SixFrameTranslator();
   for await (const input of records) {
     if (input.sequence.length === 0) {
       stats.skippedEmpty++;
@@ -89,13 +92,26 @@ export async function* prepareChunks(
     stats.records++;
     stats.bases += record.length;
     for (const span of chunkSpans(record.length, expectedLength)) {
-      const bases = input.sequence.subarray(span.start, span.end);
-      const frames = translator.translate(bases);
       stats.chunks++;
-      stats.frames += frames.length;
-      yield { record, k: span.k, name: chunkName(id, span.k), bases, frames };
+      yield { record, k: span.k, name: chunkName(id, span.k), bases: input.sequence.subarray(span.start, span.end) };
     }
   }
   const hidden = Math.max(0, stats.skippedEmpty - WARNINGS_PER_KIND) + Math.max(0, stats.duplicates - WARNINGS_PER_KIND);
   if (hidden > 0) warn(`${path}: ${hidden} further warnings of the same kinds not shown (see the stats)`);
+}
+
+/** `chunkRecords` with each chunk's kept frames as strings (also counted in `stats.frames`). */
+export async function* prepareChunks(
+  records: AsyncIterable<SequenceRecord>,
+  path: string,
+  expectedLength: number,
+  stats: PrepareStats,
+  warn?: Warn,
+): AsyncGenerator<PreparedChunk> {
+  const translator = new SixFrameTranslator();
+  for await (const chunk of chunkRecords(records, path, expectedLength, stats, warn)) {
+    const frames = translator.translate(chunk.bases);
+    stats.frames += frames.length;
+    yield { ...chunk, frames };
+  }
 }

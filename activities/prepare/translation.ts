@@ -16,6 +16,13 @@ export interface KeptFrame {
   protein: string;
 }
 
+/** Receives one kept frame as byte views into the translator's scratch buffers. */
+export type FrameVisitor = (frame: FrameName, nucleotide: Uint8Array, protein: Uint8Array) => void;
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+}
+
 const NOT_ACGT = 4;
 const BASE_CODE = new Uint8Array(256).fill(NOT_ACGT);
 BASE_CODE[0x41] = 0; // A
@@ -56,6 +63,19 @@ export class SixFrameTranslator {
 
   /** The kept frames of `chunk` (bytes in any case), in F1 F2 F3 R1 R2 R3 order. */
   translate(chunk: Uint8Array): KeptFrame[] {
+    const kept: KeptFrame[] = [];
+    this.translateEach(chunk, (frame, nucleotide, protein) => {
+      kept.push({ frame, nucleotide: latin1(nucleotide), protein: latin1(protein) });
+    });
+    return kept;
+  }
+
+  /**
+   * The same frames as byte views, for writers that copy bytes anyway (frame shards): no
+   * strings, so no garbage per frame. The views are valid only during the call to `visit`.
+   * Returns the number of kept frames.
+   */
+  translateEach(chunk: Uint8Array, visit: FrameVisitor): number {
     const length = chunk.length;
     this.ensureCapacity(length);
     const upper = this.upper;
@@ -65,17 +85,14 @@ export class SixFrameTranslator {
       upper[i] = b;
       reverse[length - 1 - i] = COMPLEMENT[b];
     }
-    const kept: KeptFrame[] = [];
+    let kept = 0;
     for (let f = 0; f < 6; f++) {
       const strand = f < 3 ? upper : reverse;
       const offset = f % 3;
       const residues = this.translateFrame(strand, length, offset);
       if (residues <= 0) continue;
-      kept.push({
-        frame: FRAME_NAMES[f],
-        nucleotide: strand.toString('latin1', offset, Math.min(length, offset + 1 + 3 * residues)),
-        protein: this.protein.toString('latin1', 0, residues),
-      });
+      kept++;
+      visit(FRAME_NAMES[f], strand.subarray(offset, Math.min(length, offset + 1 + 3 * residues)), this.protein.subarray(0, residues));
     }
     return kept;
   }

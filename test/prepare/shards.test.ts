@@ -101,6 +101,14 @@ describe('prepare: frame shards and records table', () => {
     await assert.rejects(prepareReads({ input: empty, expectedLength: 300, workDir: join(tmp.dir, 'w2') }), ReadInputError);
   });
 
+  it('splits the frames of one chunk across shards when a shard fills up', async () => {
+    const input = join(tmp.dir, 'one.fa');
+    writeFileSync(input, '>one\nATGAAATTT\n');
+    const out = await prepareReads({ input, expectedLength: 300, workDir: join(tmp.dir, 'w'), shardFrames: 2 });
+    const ids = out.shards.map((s) => [...readTable(s.path)].map((r) => r.frame_id as string));
+    assert.deepEqual(ids, [['one_chunk_1F1', 'one_chunk_1F3'], ['one_chunk_1R1', 'one_chunk_1R2'], ['one_chunk_1R3']]);
+  });
+
   it('validates its input', async () => {
     await assert.rejects(prepareReads({ input: fixture('viral_mix.fa'), expectedLength: 0, workDir: tmp.dir }));
     await assert.rejects(prepareReads({ input: fixture('viral_mix.fa'), expectedLength: 300, workDir: tmp.dir, shardFrames: 0 }));
