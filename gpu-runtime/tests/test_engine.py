@@ -18,14 +18,14 @@ def models():
 
 @pytest.fixture(scope="module")
 def small_shard(tmp_path_factory):
-    """40 real frames (from the benchmark set) with a few short ones, rows shuffled so that
+    """24 real frames (from the benchmark set) with a few short ones, rows shuffled so that
     length-sorting really reorders them."""
     full = shards.read_frames(_repo_file(BENCH_FRAMES))
     rng = np.random.default_rng(0)
-    rows = rng.permutation(len(full))[:40]
+    rows = rng.permutation(len(full))[:24]
     proteins = [full.proteins[r] if i % 4 else full.proteins[r][: 10 + i] for i, r in enumerate(rows)]
     path = tmp_path_factory.mktemp("shard") / "frames-00000.arrow"
-    shards.write_frames(path, [full.frame_ids[r] for r in rows], list(range(40)), [full.nucleotides[r] for r in rows], proteins)
+    shards.write_frames(path, [full.frame_ids[r] for r in rows], list(range(24)), [full.nucleotides[r] for r in rows], proteins)
     return path
 
 
@@ -36,8 +36,8 @@ def _repo_file(relative):
 
 
 def _engine(models, **kwargs):
-    # Small budgets so that a 40-frame shard spans several batches of each model.
-    return engine.Engine(models, esm2_budget=kwargs.pop("esm2_budget", 1200), dnabert_budget=kwargs.pop("dnabert_budget", 1500), **kwargs)
+    # Small budgets so that a 24-frame shard spans several batches of each model.
+    return engine.Engine(models, esm2_budget=kwargs.pop("esm2_budget", 800), dnabert_budget=kwargs.pop("dnabert_budget", 1000), **kwargs)
 
 
 def test_fast_path_matches_the_originals_way_row_by_row(models, small_shard):
@@ -63,7 +63,7 @@ def test_same_shard_twice_gives_bit_identical_scores(models, small_shard):
 
 
 def test_out_of_memory_halves_the_budget_and_retries_the_same_rows(models, small_shard):
-    limit = {"esm2": 700, "dnabert": 900}
+    limit = {"esm2": 500, "dnabert": 600}
 
     def fake_device_limit(model, tokens):
         if tokens > limit[model]:
@@ -75,7 +75,7 @@ def test_out_of_memory_halves_the_budget_and_retries_the_same_rows(models, small
     prepared = constrained.prepare(small_shard)
     out = constrained.run(prepared)
     baseline = _engine(models).run(_engine(models).prepare(small_shard))
-    assert constrained.esm2_budget <= 700 and constrained.dnabert_budget <= 900
+    assert constrained.esm2_budget <= 500 and constrained.dnabert_budget <= 600
     assert any("esm2: out of memory" in m for _, m in logged) and any("dnabert: out of memory" in m for _, m in logged)
     np.testing.assert_allclose(out.scores, baseline.scores, atol=1e-5)
 
@@ -98,7 +98,7 @@ def test_cancelled_run_stops_with_run_cancelled(models, small_shard):
 
 def test_progress_counts_every_frame_once(models, small_shard):
     fast = _engine(models)
-    progress = engine.Progress(frames_total=40)
+    progress = engine.Progress(frames_total=24)
     fast.run(fast.prepare(small_shard), progress=progress)
     frames, tokens, _ = progress.snapshot()
-    assert frames == 40 and tokens == sum(len(p) + 2 for p in shards.read_frames(small_shard).proteins)
+    assert frames == 24 and tokens == sum(len(p) + 2 for p in shards.read_frames(small_shard).proteins)

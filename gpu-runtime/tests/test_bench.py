@@ -1,0 +1,34 @@
+"""The benchmark script end to end on a CPU with tiny models: every stage runs, the JSON
+carries the agreed fields, and --tune stores a budget that serve's loader then reads."""
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from virnucpro_runtime import bench, tuning
+
+REQUIRED = ("gpu", "torch", "commit", "date", "read_length", "esm2_tokens_per_s", "dnabert_tokens_per_s",
+            "end_to_end_frames_per_s", "gpu_busy_fraction", "peak_memory_gib", "parity")
+
+
+def test_bench_runs_every_stage_and_tune_stores_a_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIRNUCPRO_STATE_DIR", str(tmp_path / "state"))
+    parser = argparse.ArgumentParser()
+    bench.configure(parser)
+    out = tmp_path / "bench.json"
+    args = parser.parse_args(["--device", "cpu", "--size", "tiny", "--sample-frames", "12", "--original-frames", "8",
+                              "--e2e-frames", "16", "--repeats", "1", "--tune", "--out", str(out)])
+    assert bench.main(args) == 0
+    report = json.loads(out.read_text())
+    assert all(key in report for key in REQUIRED)
+    assert report["read_length"] == 500
+    assert set(report["esm2_tokens_per_s"]) >= {"ours", "original"} and report["dnabert_tokens_per_s"]["hf_bf16"] > 0
+    assert report["parity"]["frames"] == 8 and report["parity"]["label_agreement"] == 1.0  # fp32 on CPU: same numbers
+    assert report["end_to_end"]["frames"] == 16
+
+    stored = json.loads((tmp_path / "state" / "token-budgets.json").read_text())
+    entry = stored["cpu|float32"]
+    assert entry["esm2_token_budget"] == report["tune"]["best"] == report["esm2_token_budget"]
+    models = bench.build_models("tiny", torch.device("cpu"))
+    assert tuning.tuned_budget(torch.device("cpu"), models) == entry["esm2_token_budget"]
