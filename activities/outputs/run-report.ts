@@ -13,6 +13,10 @@ export interface StepReport {
   done: number;
   cached: number;
   failed: number;
+  /** First task start to last completion in this run (null: no task completed, e.g. all cached before). */
+  wallSeconds: number | null;
+  /** Summed task durations. */
+  busySeconds: number | null;
 }
 
 export interface RunReport {
@@ -75,9 +79,11 @@ function markdown(r: RunReport): string {
     `- chunks called virus: ${r.results.virusChunks} of ${r.results.chunks}`,
     '',
     '## Steps',
-    '| step | tasks | computed | from cache | failed attempts |',
-    '|---|---|---|---|---|',
-    ...Object.entries(r.steps).map(([name, s]) => `| ${name} | ${s.tasks ?? '?'} | ${s.done} | ${s.cached} | ${s.failed} |`),
+    '| step | tasks | computed | from cache | failed attempts | wall s | busy s |',
+    '|---|---|---|---|---|---|---|',
+    ...Object.entries(r.steps).map(
+      ([name, s]) => `| ${name} | ${s.tasks ?? '?'} | ${s.done} | ${s.cached} | ${s.failed} | ${s.wallSeconds?.toFixed(1) ?? '-'} | ${s.busySeconds?.toFixed(1) ?? '-'} |`,
+    ),
     '',
     '## Devices',
     '| device | shards | frames | seconds | frames/s | ESM-2 tokens/s |',
