@@ -98,8 +98,10 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
   });
 
   it('gives bit-identical scores on a second run, and attaches when the same command runs again', async () => {
-    const again = await predict([reads, '-o', path.join(dir, 'run-b'), ...TINY]);
+    const again = await predict([reads, '-o', path.join(dir, 'run-b'), '--parallel', '--esm-batch-size', '4096', ...TINY]);
     assert.equal(again.code, 0, explain(again));
+    assert.match(again.stderr, /--parallel is accepted for compatibility and ignored/);
+    assert.match(again.stderr, /--esm-batch-size is accepted for compatibility and ignored: use --token-budget/);
     assert.equal(
       fs.readFileSync(path.join(dir, 'run-b', 'prediction_results.txt'), 'utf8'),
       fs.readFileSync(path.join(dir, 'run-a', 'prediction_results.txt'), 'utf8'),
