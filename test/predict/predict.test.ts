@@ -146,6 +146,12 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
     const truncatedResult = await predict([truncated, '-o', path.join(dir, 'out-gz'), ...TINY]);
     assert.equal(truncatedResult.code, 2, explain(truncatedResult));
     assert.match(truncatedResult.stderr, /truncated\.fa\.gz/);
+
+    const binary = path.join(dir, 'binary.fa');
+    fs.writeFileSync(binary, Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919 + 13) % 256)));
+    const binaryResult = await predict([binary, '-o', path.join(dir, 'out-binary'), ...TINY]);
+    assert.equal(binaryResult.code, 2, explain(binaryResult));
+    assert.match(binaryResult.stderr, /binary\.fa: binary data/);
   });
 
   it('rejects a classifier file of the wrong shape with exit 2', async () => {
