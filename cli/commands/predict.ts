@@ -159,6 +159,7 @@ export async function run(argv: string[]): Promise<number> {
       ...summary.files.map((f) => `  ${f.file}`),
       ...reportFiles.map((f) => `  ${f}`),
     ];
+    if (options.embeddings) lines.push(`  embeddings (dnabert, esm2 columns): ${path.join(folder.workDir, 'embed')}/*/results-*.arrow`);
     if (link) lines.push(`  Web UI: ${link}`);
     process.stdout.write(lines.join('\n') + '\n');
     if (synthetic) shout(`these results come from SYNTHETIC (${synthetic}) weights: not biology`);
