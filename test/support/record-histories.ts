@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     const fanRun = await env.client.workflow.start(runPipeline, {
       taskQueue: cpuQueue(workers.prefix),
       workflowId: fanId,
-      args: [{ dag: fan, inputs: { count: 12 }, workDir, taskQueuePrefix: workers.prefix, devices: [], options: { scatterBatchSize: 5, maxConcurrentBatches: 2, progressIntervalMs: 1 } }],
+      args: [{ dag: fan, inputs: { count: 12 }, workDir, taskQueuePrefix: workers.prefix, devices: [], options: { scatterBatchSize: 5, maxConcurrentBatches: 2, scatterConcurrency: 2, progressIntervalMs: 1 } }],
     });
     await fanRun.result();
 

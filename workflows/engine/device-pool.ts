@@ -109,18 +109,30 @@ export class DevicePool {
     return device.done > 0 ? device.busyMs / device.done : null;
   }
 
-  private available(device: Device): boolean {
+  /** Takes work now or once a slot frees: not gone, not resting after a stall. */
+  private usable(device: Device): boolean {
     if (device.state === 'left') return false;
-    if (device.state === 'stalled' && Date.now() < device.stalledUntil) return false;
-    return device.inFlight.length < this.slots;
+    return !(device.state === 'stalled' && Date.now() < device.stalledUntil);
   }
 
-  /** Least loaded available device, preferring those the task has not failed on. */
+  private available(device: Device): boolean {
+    return this.usable(device) && device.inFlight.length < this.slots;
+  }
+
+  /**
+   * Least loaded device with a free slot. A task that failed somewhere waits for a device it has
+   * not failed on while one is usable, rather than going straight back to the one that failed it.
+   */
   private choose(task: GpuTask): Device | null {
+    let candidates = [...this.devices.values()].filter((d) => this.usable(d));
+    if (task.avoid.length > 0 && patched('prefer-untried-devices')) {
+      const untried = candidates.filter((d) => !task.avoid.includes(d.id));
+      if (untried.length > 0) candidates = untried;
+    }
     let best: Device | null = null;
     let bestRank = Infinity;
-    for (const device of this.devices.values()) {
-      if (!this.available(device)) continue;
+    for (const device of candidates) {
+      if (device.inFlight.length >= this.slots) continue;
       const rank = (task.avoid.includes(device.id) ? 1000 : 0) + device.inFlight.length;
       if (rank < bestRank) {
         best = device;
@@ -131,10 +143,11 @@ export class DevicePool {
   }
 
   private pump(): void {
-    while (this.waiting.length > 0) {
-      const device = this.choose(this.waiting[0]);
-      if (!device) break;
-      this.dispatch(this.waiting.shift()!, device);
+    // Not only the head of the line: a task waiting for an untried device must not block others.
+    for (let index = 0; index < this.waiting.length; ) {
+      const device = this.choose(this.waiting[index]);
+      if (device) this.dispatch(this.waiting.splice(index, 1)[0], device);
+      else index += 1;
     }
     if (this.waiting.length === 0) this.rebalance();
   }

@@ -18,6 +18,7 @@ import {
   progressQuery,
   stepHeartbeatSignal,
 } from './messages';
+import { mapWithLimit } from './concurrency';
 import { ProgressTracker } from './progress';
 import { ScatterBatchInput, scatterBatch } from './scatter-batch';
 import { TaskContext, cpuActivities, stepTask } from './tasks';
@@ -108,20 +109,18 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
     }
     if (items.length <= options.scatterBatchSize) {
       const activities = cpuActivities(input.taskQueuePrefix, spec);
-      progress.started(spec.name, items.length);
-      const results = await Promise.all(
-        items.map(async (item, index) => {
-          try {
-            const result = await activities.runStep(stepTask(context, spec, { ...common, [port]: item }, index));
-            progress.finished(spec.name, result.cached ? 'cached' : 'done');
-            return result.outputs;
-          } catch (error) {
-            progress.finished(spec.name, 'failed');
-            throw error;
-          }
-        }),
-      );
-      return results;
+      const limit = patched('bounded-scatter-concurrency') ? options.scatterConcurrency : items.length;
+      return mapWithLimit(items, limit, async (item, index) => {
+        progress.started(spec.name);
+        try {
+          const result = await activities.runStep(stepTask(context, spec, { ...common, [port]: item }, index));
+          progress.finished(spec.name, result.cached ? 'cached' : 'done');
+          return result.outputs;
+        } catch (error) {
+          progress.finished(spec.name, 'failed');
+          throw error;
+        }
+      });
     }
     return runBatches(spec, port, items, common);
   }
@@ -137,6 +136,7 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
         scatterPort: port,
         items: items.slice(first, first + options.scatterBatchSize),
         common,
+        concurrency: options.scatterConcurrency,
       });
     }
     const outputs: Outputs[][] = new Array(batches.length);

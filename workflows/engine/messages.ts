@@ -11,6 +11,8 @@ export interface EngineOptions {
   scatterBatchSize: number;
   /** Child batch workflows of one process running at once. */
   maxConcurrentBatches: number;
+  /** cpu steps of one scatter (inline, or within one batch) scheduled at once. */
+  scatterConcurrency: number;
   /**
    * Minimum interval between progress signals a running step sends (0 disables them). Each signal
    * costs the run ~4 history events, so this bounds history growth: at 30 s, a run of 1,600
@@ -25,6 +27,7 @@ export const defaultEngineOptions: EngineOptions = {
   gpuSlotsPerDevice: 2,
   scatterBatchSize: 500,
   maxConcurrentBatches: 4,
+  scatterConcurrency: 100,
   progressIntervalMs: 30_000,
   stalledCooldownMs: 60_000,
 };
