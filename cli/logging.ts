@@ -61,13 +61,23 @@ export function routeTemporalLogs(logger: winston.Logger): void {
   });
 }
 
-/** Waits until everything logged so far has reached the log file (before process.exit). */
+/**
+ * Waits until everything logged so far has reached the run's log file, then detaches the file.
+ * The logger itself stays usable (terminal only): Temporal's SDK may still log while it winds
+ * down, and a logger that was ended would throw on those late lines.
+ */
 export async function flushLogs(logger: winston.Logger): Promise<void> {
   const files = logger.transports.filter((t) => t instanceof winston.transports.File);
-  if (!files.length) return;
-  await new Promise<void>((resolve) => {
-    logger.on('finish', () => resolve());
-    logger.end();
-    setTimeout(resolve, 2000).unref();
-  });
+  await Promise.all(
+    files.map(
+      (transport) =>
+        new Promise<void>((resolve) => {
+          transport.once('finish', () => resolve());
+          logger.remove(transport);
+          transport.end();
+          setTimeout(resolve, 2000).unref();
+        }),
+    ),
+  );
+  runLogs.clear();
 }
