@@ -1,5 +1,6 @@
 // Pipeline definitions are validated when defined; broken wiring names the process and port.
 import assert from 'node:assert/strict';
+import { ActivityRegistry, allImplementations } from '../../activities/registry';
 import { DagValidationError, definePipeline, PipelineDefinition } from '../../workflows/dsl/define';
 import { renderDot, renderMermaid } from '../../workflows/dsl/render';
 import { pipelines } from '../../workflows/pipelines';
@@ -118,7 +119,7 @@ describe('engine: DSL validation', () => {
   });
 });
 
-describe('engine: DAG rendering', () => {
+describe('engine: DAG rendering and the pipeline registry', () => {
   it('renders mermaid with every process, resource shape and labelled channel', () => {
     const text = renderMermaid(definePipeline(base()));
     assert.match(text, /^flowchart TD\n/);
@@ -137,6 +138,13 @@ describe('engine: DAG rendering', () => {
     assert.equal((text.match(/ -> /g) ?? []).length, 4);
     assert.equal((text.match(/\[label=/g) ?? []).length, 1 + 3 + 1 + 4);
     assert.ok(text.includes('p_embed -> p_merge [label="result → results (gather)"];'), text);
+  });
+
+  it('has an implementation registered for every process of every registered pipeline', () => {
+    const registry = new ActivityRegistry(allImplementations());
+    assert.deepEqual(Object.values(pipelines).flatMap((dag) => registry.missingFor(dag)), []);
+    const broken = definePipeline(base());
+    assert.deepEqual(registry.missingFor(broken).slice(0, 1), ['process "split": implementation "x.split" is not registered']);
   });
 
   it('registers the selftest pipeline', () => {
