@@ -102,6 +102,35 @@ function shortestDigits(bits: number): ShortestDigits {
   throw new Error(`no round-trip decimal found for float32 bits 0x${bits.toString(16)}`);
 }
 
+/**
+ * The same digits without BigInt, for the common case. Where the rounding interval is symmetric
+ * (the mantissa is not an exact power of two), the nearest p-digit decimal, which `toPrecision`
+ * gives, is inside the interval whenever any p-digit decimal is, so the first p at which it reads
+ * back is the shortest. Reading back through a double is exact at the interval's ends (they are
+ * float32 midpoints, exact in a double), where ties-to-even decides as the exact path does.
+ * Returns null where the exact path must decide (unequal margins, or a p-digit tie, where
+ * `toPrecision` rounds up and Dragon4 to even).
+ */
+function fastShortestDigits(value: number, bits: number): ShortestDigits | null {
+  const expField = (bits >>> 23) & 0xff;
+  if (expField > 1 && (bits & 0x7fffff) === 0) return null;
+  // Reading back is monotonic in p (the nearest (p+1)-digit decimal is no farther than the
+  // nearest p-digit one) and 9 digits always suffice for a float32: binary search for the least p.
+  const readsBack = (precision: number) => Math.fround(Number(value.toExponential(precision - 1))) === value;
+  let low = 1;
+  let high = 9;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (readsBack(mid)) high = mid;
+    else low = mid + 1;
+  }
+  const [mantissa, exp] = value.toExponential(low - 1).split('e');
+  // a tie between two p-digit decimals: the value itself has exactly p + 1 digits ending in 5
+  const next = value.toExponential(low);
+  if (next.split('e')[0].endsWith('5') && Number(next) === value) return null;
+  return { digits: mantissa.replace('.', '').replace(/0+$/, '') || '0', exponent: Number(exp) };
+}
+
 function positional(digits: string, exponent: number): string {
   if (exponent < 0) return `0.${'0'.repeat(-exponent - 1)}${digits}`;
   const intLen = exponent + 1;
@@ -125,7 +154,8 @@ export function formatFloat32(x: number): string {
   const sign = negative ? '-' : '';
   if (!Number.isFinite(value)) return `${sign}inf`;
   if (value === 0) return `${sign}0.0`;
-  const { digits, exponent } = shortestDigits(bits & 0x7fffffff);
+  const magnitudeBits = bits & 0x7fffffff;
+  const { digits, exponent } = fastShortestDigits(Math.abs(value), magnitudeBits) ?? shortestDigits(magnitudeBits);
   const magnitude = Math.abs(value);
   const text =
     magnitude >= POSITIONAL_MIN && magnitude < POSITIONAL_MAX
