@@ -17,7 +17,7 @@ const TASKS = 10_000;
 const BATCH = 1_000;
 
 describe('engine: 10,000-task fan-out', function () {
-  // The dev server's per-task work dominates: 10k tasks took ~100 s on a shared, busy 2-core machine.
+  // The dev server's per-task work dominates: 10k tasks took 56-100 s on this shared 2-core machine.
   this.timeout(400_000);
   let env: TestWorkflowEnvironment;
   let workers: TestWorkers;

@@ -52,6 +52,8 @@ interface Device {
   stalledUntil: number;
   inFlight: Dispatch[];
   done: number;
+  /** Tasks and time that define the device's mean (cache hits say nothing about its speed). */
+  timed: number;
   busyMs: number;
 }
 
@@ -83,7 +85,7 @@ export class DevicePool {
       existing.state = 'active';
       existing.stalledUntil = 0;
     } else {
-      this.devices.set(id, { id, state: 'active', stalledUntil: 0, inFlight: [], done: 0, busyMs: 0 });
+      this.devices.set(id, { id, state: 'active', stalledUntil: 0, inFlight: [], done: 0, timed: 0, busyMs: 0 });
     }
     this.progress.device(id).state = 'active';
     this.pump();
@@ -106,7 +108,7 @@ export class DevicePool {
   }
 
   private meanMs(device: Device): number | null {
-    return device.done > 0 ? device.busyMs / device.done : null;
+    return device.timed > 0 ? device.busyMs / device.timed : null;
   }
 
   /** Takes work now or once a slot frees: not gone, not resting after a stall. */
@@ -276,12 +278,17 @@ export class DevicePool {
     const startedAt = dispatch.startedAt ?? Date.now();
     this.remove(dispatch);
     device.done += 1;
-    device.busyMs += Date.now() - startedAt;
+    // Before this patch, cache hits counted towards the mean; old runs replay with that rule.
+    if (!result.cached || !patched('untimed-cache-hits')) {
+      device.timed += 1;
+      device.busyMs += Date.now() - startedAt;
+    }
     if (device.state === 'stalled') device.state = 'active';
     const report = this.progress.device(device.id);
     report.state = device.state;
     report.done = device.done;
-    report.meanTaskSeconds = (this.meanMs(device) ?? 0) / 1000;
+    const mean = this.meanMs(device);
+    report.meanTaskSeconds = mean === null ? null : mean / 1000;
     this.progress.finished(dispatch.task.spec.name, result.cached ? 'cached' : 'done');
     dispatch.task.resolve(result);
     this.pump();
