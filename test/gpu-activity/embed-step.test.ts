@@ -55,20 +55,20 @@ describe('gpu activity: the embed step under Temporal (CPU runtime)', function (
   });
 
   it('scores every shard, heartbeats progress, and survives a runtime killed mid-shard', async () => {
-    const shards = [await writeFrameShard(path.join(dir, 'frames-00000.arrow'), 20, 5), await writeFrameShard(path.join(dir, 'frames-00001.arrow'), 60, 6)];
+    const shards = [await writeFrameShard(path.join(dir, 'frames-00000.arrow'), 20, 5), await writeFrameShard(path.join(dir, 'frames-00001.arrow'), 200, 6)];
     const handle = await env.client.workflow.start(runPipeline, {
       taskQueue: cpuQueue(workers.prefix),
       workflowId: `embed-step-${Date.now()}`,
       args: [{ dag: embedOnly, inputs: { shards }, workDir: path.join(dir, 'work'), taskQueuePrefix: workers.prefix, devices: [device], options: { progressIntervalMs: 100 } }],
     });
 
-    // Kill the runtime once the second shard is under way (frames_total 60 in a heartbeat).
+    // Kill the runtime while the second shard is under way (frames_total 200, under half done).
     let killedPid: number | undefined;
     for (let i = 0; i < 600 && killedPid === undefined; i++) {
       // the query handler exists once the workflow's first task ran
       const progress = await handle.query(progressQuery).catch(() => null);
       const details = progress?.steps.embed?.latestHeartbeat?.details as { frames_total?: number; frames_done?: number } | undefined;
-      if (details?.frames_total === 60 && (details.frames_done ?? 0) > 0) {
+      if (details?.frames_total === 200 && (details.frames_done ?? 0) > 0 && (details.frames_done ?? 0) < 100) {
         killedPid = runtimeFor(device).pid;
         if (killedPid) process.kill(killedPid, 'SIGKILL');
       }
@@ -78,7 +78,7 @@ describe('gpu activity: the embed step under Temporal (CPU runtime)', function (
 
     const result = await handle.result();
     const results = (result.outputs.results as unknown[]).map((r) => shardResult.parse(r));
-    assert.deepEqual(results.map((r) => r.frames), [20, 60]);
+    assert.deepEqual(results.map((r) => r.frames), [20, 200]);
     assert.deepEqual(results.map((r) => r.device), [device, device]);
     assert.equal(results[1].restarts, 1, 'the killed runtime was replaced and the shard rerun');
     assert.notEqual(runtimeFor(device).pid, killedPid);
