@@ -27,7 +27,6 @@ export interface RuntimeLaunch {
   /** `cpu`, or `cuda` with the physical GPU id to expose as the runtime's only device. */
   kind: 'cpu' | 'cuda';
   cudaVisible?: string;
-  python?: string;
   /** Seconds between progress events while a shard runs. */
   progressIntervalS?: number;
 }
@@ -54,13 +53,14 @@ export class RuntimeProcess extends EventEmitter<{ progress: [ProgressEvent]; lo
     if (launch.progressIntervalS !== undefined) args.push('--progress-interval', String(launch.progressIntervalS));
     // Each runtime sees exactly one GPU (or none), so models and memory stay on its device.
     const env = { ...process.env, CUDA_VISIBLE_DEVICES: launch.kind === 'cuda' ? launch.cudaVisible ?? '0' : '', PYTHONUNBUFFERED: '1' };
-    this.child = spawn(launch.python ?? defaultPython(), args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const python = defaultPython();
+    this.child = spawn(python, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout }).on('line', (line) => this.receive(line));
     createInterface({ input: this.child.stderr }).on('line', (line) => {
       this.stderrTail.push(line);
       if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     });
-    this.child.on('error', (error) => this.failAll(`could not start ${launch.python ?? defaultPython()}: ${error.message}`));
+    this.child.on('error', (error) => this.failAll(`could not start ${python} (run scripts/setup.sh, or set VIRNUCPRO_PYTHON): ${error.message}`));
     this.child.on('exit', (code, signal) => this.failAll(`runtime exited (${signal ? `signal ${signal}` : `code ${code}`})`));
     this.child.stdin.on('error', () => undefined); // a dead runtime is reported through 'exit'
   }
