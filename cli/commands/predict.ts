@@ -15,7 +15,6 @@ import { addRunLogFile } from '../logging';
 import { follow } from '../progress';
 import { runIdFor, startOrAttach } from '../runs';
 import { openSession } from '../session';
-import { registerRuntimeDevice, shutdownRuntimes } from '../../activities/gpu/resident-runtime';
 import { outputsSummary } from '../../activities/outputs/implementation';
 import { syntheticBanner } from '../../activities/outputs/prediction-outputs';
 import { deviceRates, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
@@ -114,8 +113,6 @@ export async function run(argv: string[]): Promise<number> {
     if (served) logger.info(`workers already serve ${queue}; using them (their devices join the run within seconds)`);
     if (options.workers && !served) {
       workers = await startLocalWorkers(session.settings, logger, discovery);
-      // Tell each device's runtime which physical device it is (CPU or CUDA id).
-      workers.devices.forEach((id, i) => registerRuntimeDevice(id, { kind: discovery.devices[i].kind, cudaVisible: discovery.devices[i].cudaVisible }));
     }
     const runInput: RunPipelineInput = {
       dag,
@@ -166,7 +163,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await workers?.shutdown();
-    await shutdownRuntimes();
     await session.close();
   }
 }
