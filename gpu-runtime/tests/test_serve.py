@@ -60,6 +60,16 @@ def shard(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def long_shard(tmp_path_factory):
+    """Enough full-length frames that a run cannot finish between its first progress event and a cancel."""
+    full = shards.read_frames(REPO / "bench/data/frames_500bp.arrow")
+    path = tmp_path_factory.mktemp("serve-long") / "frames-00000.arrow"
+    n = 2000
+    shards.write_frames(path, full.frame_ids[:n], list(range(n)), full.nucleotides[:n], full.proteins[:n])
+    return path
+
+
 def test_load_run_and_shutdown(runtime, shard, tmp_path):
     health = runtime.request("h1", "health")
     assert health["ok"] and health["result"]["loaded"] is False and health["result"]["device"] == "cpu"
@@ -97,10 +107,10 @@ def test_malformed_lines_get_errors_and_the_loop_survives(runtime):
     assert runtime.request("h2", "health")["ok"]
 
 
-def test_cancel_stops_the_active_run_and_drops_a_queued_one(runtime, shard, tmp_path):
+def test_cancel_stops_the_active_run_and_drops_a_queued_one(runtime, long_shard, tmp_path):
     assert runtime.request("l1", "load", synthetic="tiny", token_budget=200)["ok"]
-    runtime.send({"v": 1, "id": "long", "op": "run", "args": {"shard": str(shard), "out": str(tmp_path / "a.arrow")}})
-    runtime.send({"v": 1, "id": "queued", "op": "run", "args": {"shard": str(shard), "out": str(tmp_path / "b.arrow")}})
+    runtime.send({"v": 1, "id": "long", "op": "run", "args": {"shard": str(long_shard), "out": str(tmp_path / "a.arrow")}})
+    runtime.send({"v": 1, "id": "queued", "op": "run", "args": {"shard": str(long_shard), "out": str(tmp_path / "b.arrow")}})
     # wait until the first run reports progress, then cancel both
     while not any(e.get("event") == "progress" and e["id"] == "long" for e in runtime.events):
         runtime.events.append(json.loads(runtime.process.stdout.readline()))
