@@ -3,6 +3,7 @@
  * its progress as heartbeats, cancellation through the step's signal.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import * as fs from 'node:fs';
 import { z } from 'zod';
 import { defineImplementation } from '../engine/implementation';
 import { ReadInputError } from './errors';
@@ -13,16 +14,40 @@ export const prepareParams = z.strictObject({
   shardFrames: z.number().int().min(1).max(10_000_000).default(DEFAULT_SHARD_FRAMES),
 });
 
+/**
+ * The read file as the run saw it when it started. Size and modification time (Nextflow's
+ * default cache mode) are part of the step's cache key, so a file edited in place is prepared
+ * again instead of being served from the cache, without hashing gigabytes up front.
+ */
+export const readsFingerprint = z.strictObject({
+  path: z.string().min(1),
+  bytes: z.number().int().nonnegative(),
+  modified: z.number(),
+});
+export type ReadsFingerprint = z.infer<typeof readsFingerprint>;
+
+export function fingerprintReads(path: string): ReadsFingerprint {
+  const stat = fs.statSync(path);
+  return { path, bytes: stat.size, modified: stat.mtimeMs };
+}
+
 export const prepareImplementation = defineImplementation({
   name: 'virnucpro.prepare',
-  inputs: z.object({ reads: z.string().min(1) }),
+  inputs: z.object({ reads: readsFingerprint }),
   outputs: prepareReadsOutput,
   params: prepareParams,
   async run({ reads }, ctx) {
+    const now = fs.statSync(reads.path, { throwIfNoEntry: false });
+    if (!now || now.size !== reads.bytes || now.mtimeMs !== reads.modified) {
+      throw ApplicationFailure.nonRetryable(
+        `${reads.path}: the read file ${now ? 'changed' : 'disappeared'} after the run started; run the command again to start a run on its current content`,
+        'ReadInputError',
+      );
+    }
     let warnings = 0;
     try {
       return await prepareReads(
-        { input: reads, expectedLength: ctx.params.expectedLength, workDir: ctx.workDir, shardFrames: ctx.params.shardFrames },
+        { input: reads.path, expectedLength: ctx.params.expectedLength, workDir: ctx.workDir, shardFrames: ctx.params.shardFrames },
         {
           onProgress: (progress) => ctx.heartbeat({ ...progress, warnings }),
           warn: (message) => {

@@ -19,6 +19,7 @@ import { outputsSummary } from '../../activities/outputs/implementation';
 import { syntheticBanner } from '../../activities/outputs/prediction-outputs';
 import { deviceRates, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
 import { prepareStats } from '../../activities/prepare/prepare-activity';
+import { fingerprintReads } from '../../activities/prepare/implementation';
 import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
 import { cpuQueue } from '../../workflows/queues';
 import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
@@ -93,8 +94,8 @@ export async function run(argv: string[]): Promise<number> {
     outDir,
   };
   const dag = virnucproPipeline(settings);
-  const inputStat = fs.statSync(input);
-  const identity = { dag: [dag.name, dag.version], input: { path: input, bytes: inputStat.size, modified: inputStat.mtimeMs }, settings };
+  const reads = fingerprintReads(input);
+  const identity = { dag: [dag.name, dag.version], input: reads, settings };
   const workflowId = runIdFor(dag.name, identity);
   const folder = new OutputFolder(outDir, options.workDir ? path.resolve(options.workDir) : undefined);
   folder.claim(workflowId, { resume: options.resume, force: options.force });
@@ -116,7 +117,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const runInput: RunPipelineInput = {
       dag,
-      inputs: { reads: input },
+      inputs: { reads },
       workDir: folder.workDir,
       taskQueuePrefix: session.settings.taskQueuePrefix,
       devices: workers?.devices ?? [],

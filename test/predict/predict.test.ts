@@ -111,6 +111,22 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
     assert.match(attach.stderr, /attached to run virnucpro-/);
   });
 
+  it('prepares a read file edited in place again instead of serving the old frames from the cache', async () => {
+    const edited = path.join(dir, 'edited.fa');
+    fs.copyFileSync(reads, edited);
+    const out = path.join(dir, 'run-edited');
+    const first = await predict([edited, '-o', out, ...TINY]);
+    assert.equal(first.code, 0, explain(first));
+    const recordsBefore = lines(path.join(out, 'sequence_summary.tsv')).length - 2;
+    const [, extra] = exampleReads(9)[8];
+    fs.appendFileSync(edited, `>appended_read\n${extra}\n`);
+    const second = await predict([edited, '-o', out, '--resume', ...TINY]);
+    assert.equal(second.code, 0, explain(second));
+    const summary = lines(path.join(out, 'sequence_summary.tsv'));
+    assert.equal(summary.length - 2, recordsBefore + 1, 'the appended record is in the results');
+    assert.ok(summary.some((l) => l.startsWith('appended_read\t')));
+  });
+
   it('refuses an output folder that holds something else (exit 2), and --force replaces it', async () => {
     const out = path.join(dir, 'occupied');
     fs.mkdirSync(out);

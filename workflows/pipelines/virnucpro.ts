@@ -41,12 +41,12 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
     name: 'virnucpro',
     version: '1',
     description: 'VirNucPro: chunk + six-frame translate (cpu), DNABERT-S + ESM-2 + classifier per shard (gpu), result files (cpu)',
-    inputs: { reads: 'path' },
+    inputs: { reads: 'reads-fingerprint' },
     processes: {
       prepare: {
         implementation: 'virnucpro.prepare',
         resource: 'cpu',
-        inputs: { reads: { from: 'inputs.reads', type: 'path' } },
+        inputs: { reads: { from: 'inputs.reads', type: 'reads-fingerprint' } },
         outputs: { shards: 'frames[]', records: 'records', idMap: 'idmap', reusedShards: 'count', stats: 'prepare.stats' },
         params: { expectedLength: settings.expectedLength, shardFrames: settings.shardFrames },
         // A bad input file does not improve on retry; the implementation says so (non-retryable).
