@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from typing import BinaryIO, Callable
 from pathlib import Path
 
 import numpy as np
@@ -132,17 +133,12 @@ def write_table_atomically(path: str | os.PathLike, table: pa.Table) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     # A stale marker must never vouch for the file that is about to replace its subject.
     marker_path(path).unlink(missing_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(6)}")
-    try:
-        with open(tmp, "wb") as handle:
-            with ipc.new_file(handle, table.schema) as writer:
-                writer.write_table(table)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+
+    def write_arrow(handle) -> None:
+        with ipc.new_file(handle, table.schema) as writer:
+            writer.write_table(table)
+
+    _replace_atomically(path, write_arrow)
     marker = {
         "version": MARKER_VERSION,
         "file": path.name,
@@ -183,10 +179,16 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
+    _replace_atomically(path, lambda handle: handle.write(data))
+
+
+def _replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Fill a fresh sibling temp file with ``write``, fsync it, then rename it over ``path``,
+    so a reader sees either the old file or the whole new one, never a torn write."""
     tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(6)}")
     try:
         with open(tmp, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
