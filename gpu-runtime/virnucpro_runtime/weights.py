@@ -224,18 +224,25 @@ def _esm2_from_hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
                 if all(p is not None for p in parts):
                     out[f"layers.{i}.qkv.{kind}"] = torch.cat(parts, dim=0)
             continue
-        for theirs, ours in (
-            ("attention.output.dense.", "out_proj."),
-            ("attention.LayerNorm.", "attn_norm."),
-            ("intermediate.dense.", "fc1."),
-            ("output.dense.", "fc2."),
-            ("LayerNorm.", "ffn_norm."),
-        ):
-            if rest.startswith(theirs):
-                rest = ours + rest[len(theirs):]
-                break
-        out[f"layers.{i}.{rest}"] = value
+        out[f"layers.{i}.{_rename_first_prefix(rest, _HF_ESM_LAYER_PREFIXES)}"] = value
     return out
+
+
+_HF_ESM_LAYER_PREFIXES = (
+    ("attention.output.dense.", "out_proj."),
+    ("attention.LayerNorm.", "attn_norm."),
+    ("intermediate.dense.", "fc1."),
+    ("output.dense.", "fc2."),
+    ("LayerNorm.", "ffn_norm."),
+)
+
+
+def _rename_first_prefix(name: str, prefixes: tuple[tuple[str, str], ...]) -> str:
+    """``name`` with the first matching (theirs, ours) prefix swapped; unchanged if none matches."""
+    for theirs, ours in prefixes:
+        if name.startswith(theirs):
+            return ours + name[len(theirs):]
+    return name
 
 
 def _esm2_config_from_state(source, state: dict[str, torch.Tensor], heads: int | None, **extra) -> ESM2Config:
@@ -317,19 +324,18 @@ def _dnabert_from_hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
                  "embeddings.LayerNorm.bias": "emb_norm.bias"}.get(key, key)] = value
             continue
         i, rest = m.groups()
-        for theirs, ours in (
-            ("attention.self.Wqkv.", "wqkv."),
-            ("attention.output.dense.", "attn_out."),
-            ("attention.output.LayerNorm.", "attn_norm."),
-            ("mlp.gated_layers.", "gated."),
-            ("mlp.wo.", "wo."),
-            ("mlp.layernorm.", "mlp_norm."),
-        ):
-            if rest.startswith(theirs):
-                rest = ours + rest[len(theirs):]
-                break
-        out[f"layers.{i}.{rest}"] = value
+        out[f"layers.{i}.{_rename_first_prefix(rest, _DNABERT_LAYER_PREFIXES)}"] = value
     return out
+
+
+_DNABERT_LAYER_PREFIXES = (
+    ("attention.self.Wqkv.", "wqkv."),
+    ("attention.output.dense.", "attn_out."),
+    ("attention.output.LayerNorm.", "attn_norm."),
+    ("mlp.gated_layers.", "gated."),
+    ("mlp.wo.", "wo."),
+    ("mlp.layernorm.", "mlp_norm."),
+)
 
 
 def load_dnabert_s(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.float32) -> tuple[DNABERTS, DnaTokenizer]:
