@@ -134,6 +134,9 @@ def main() -> int:
     report = {
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        # Kernel choice on a CPU depends on these; recorded so that an outlier can be told apart.
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "size": args.size,
         "proteins": len(proteins),
         "residues": int(sum(len(p) for p in proteins)),
