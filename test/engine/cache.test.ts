@@ -1,10 +1,8 @@
 // Step caching across runs (-resume) and marker-based invalidation, with the selftest pipeline
 // on a real dev server: a repeated run computes nothing; a missing, emptied or altered output
 // file makes exactly the step that produced it run again.
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileRef } from '../../activities/engine/implementation';
 import { ActivityRegistry } from '../../activities/registry';
@@ -14,8 +12,7 @@ import { runPipeline } from '../../workflows/engine/interpreter';
 import { ProgressReport, RunPipelineResult } from '../../workflows/engine/messages';
 import { selftest } from '../../workflows/pipelines/selftest';
 import { cpuQueue } from '../../workflows/queues';
-import { startTemporal } from '../support/temporal';
-import { startWorkers, TestWorkers } from '../support/workers';
+import { useEngine } from '../support/engine';
 import { journal, testImplementations } from './test-implementations';
 
 const devices = ['cachehost.gpu0', 'cachehost.gpu1'];
@@ -28,28 +25,16 @@ function computedAndCached(progress: ProgressReport): Record<string, [number, nu
 
 describe('engine: step cache', function () {
   this.timeout(120_000);
-  let env: TestWorkflowEnvironment;
-  let workers: TestWorkers;
-  let workDir: string;
   let first: RunPipelineResult;
 
-  before(async () => {
-    env = await startTemporal();
-    workers = await startWorkers(env, { registry: new ActivityRegistry([...selftestImplementations, ...testImplementations]), devices });
-    workDir = await mkdtemp(join(tmpdir(), 'virnucpro-cache-'));
-  });
-  after(async () => {
-    await workers?.stop();
-    await env?.teardown();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-  });
+  const engine = useEngine({ registry: new ActivityRegistry([...selftestImplementations, ...testImplementations]), devices }, 'virnucpro-cache-');
 
   let runs = 0;
   async function runSelftest(): Promise<RunPipelineResult> {
-    return env.client.workflow.execute(runPipeline, {
-      taskQueue: cpuQueue(workers.prefix),
+    return engine.env.client.workflow.execute(runPipeline, {
+      taskQueue: cpuQueue(engine.workers.prefix),
       workflowId: `cache-${Date.now()}-${runs++}`,
-      args: [{ dag: selftest, inputs: { settings: { files: FILES, lines: 8, sleepMs: 100 } }, workDir, taskQueuePrefix: workers.prefix, devices }],
+      args: [{ dag: selftest, inputs: { settings: { files: FILES, lines: 8, sleepMs: 100 } }, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices }],
     });
   }
 
@@ -78,10 +63,10 @@ describe('engine: step cache', function () {
     });
     const n = 70_000 + Math.floor(Math.random() * 1000);
     const run = () =>
-      env.client.workflow.execute(runPipeline, {
-        taskQueue: cpuQueue(workers.prefix),
+      engine.env.client.workflow.execute(runPipeline, {
+        taskQueue: cpuQueue(engine.workers.prefix),
         workflowId: `cache-work-${Date.now()}-${runs++}`,
-        args: [{ dag, inputs: { n }, workDir, taskQueuePrefix: workers.prefix, devices: [] }],
+        args: [{ dag, inputs: { n }, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices: [] }],
       });
     const results = [await run(), await run()];
     assert.deepEqual(results.map((r) => r.outputs.doubled), [2 * n, 2 * n]);
@@ -91,7 +76,7 @@ describe('engine: step cache', function () {
 
   it('re-runs only the step whose output file went missing', async () => {
     const { content } = await digestRefs(first);
-    const digestFile = join(workDir, 'digest');
+    const digestFile = join(engine.workDir, 'digest');
     const victim = (await findFiles(digestFile)).find((path) => path.endsWith('digest-file-00002.txt'))!;
     await unlink(victim);
     const again = await runSelftest();
@@ -100,7 +85,7 @@ describe('engine: step cache', function () {
   });
 
   it('re-runs a step whose output file was emptied, and nothing downstream of identical results', async () => {
-    const files = (await findFiles(join(workDir, 'generate'))).filter((path) => path.endsWith('file-00001.txt'));
+    const files = (await findFiles(join(engine.workDir, 'generate'))).filter((path) => path.endsWith('file-00001.txt'));
     await truncate(files[0], 0);
     const again = await runSelftest();
     assert.deepEqual(computedAndCached(again.progress), { generate: [1, 0], digest: [0, FILES], measure: [0, 1], combine: [0, 1] });

@@ -1,16 +1,11 @@
 // A scatter of 10,000 trivial tasks stays far below Temporal's history limits (50k events /
 // 50 MB per history): the interpreter splits it into child batch workflows.
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ActivityRegistry } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
 import { runPipeline } from '../../workflows/engine/interpreter';
 import { cpuQueue } from '../../workflows/queues';
-import { startTemporal } from '../support/temporal';
-import { startWorkers, TestWorkers } from '../support/workers';
+import { useEngine } from '../support/engine';
 import { testImplementations } from './test-implementations';
 
 const TASKS = 10_000;
@@ -19,20 +14,8 @@ const BATCH = 1_000;
 describe('engine: 10,000-task fan-out', function () {
   // The dev server's per-task work dominates: 10k tasks took 56-100 s on this shared 2-core machine.
   this.timeout(400_000);
-  let env: TestWorkflowEnvironment;
-  let workers: TestWorkers;
-  let workDir: string;
 
-  before(async () => {
-    env = await startTemporal();
-    workers = await startWorkers(env, { registry: new ActivityRegistry(testImplementations), devices: [], cpuSlots: 100 });
-    workDir = await mkdtemp(join(tmpdir(), 'virnucpro-fanout-'));
-  });
-  after(async () => {
-    await workers?.stop();
-    await env?.teardown();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-  });
+  const engine = useEngine({ registry: new ActivityRegistry(testImplementations), devices: [], cpuSlots: 100 }, 'virnucpro-fanout-');
 
   it('runs every task once and keeps the parent and each child history small', async () => {
     const dag = definePipeline({
@@ -53,10 +36,10 @@ describe('engine: 10,000-task fan-out', function () {
     });
     const workflowId = `fanout-${Date.now()}`;
     const started = Date.now();
-    const handle = await env.client.workflow.start(runPipeline, {
-      taskQueue: cpuQueue(workers.prefix),
+    const handle = await engine.env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(engine.workers.prefix),
       workflowId,
-      args: [{ dag, inputs: { count: TASKS }, workDir, taskQueuePrefix: workers.prefix, devices: [], options: { scatterBatchSize: BATCH, maxConcurrentBatches: 2 } }],
+      args: [{ dag, inputs: { count: TASKS }, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices: [], options: { scatterBatchSize: BATCH, maxConcurrentBatches: 2 } }],
     });
     const result = await handle.result();
     const seconds = (Date.now() - started) / 1000;
@@ -66,7 +49,7 @@ describe('engine: 10,000-task fan-out', function () {
     const histories = [{ id: workflowId, history: await handle.fetchHistory() }];
     for (let batch = 0; batch < TASKS / BATCH; batch++) {
       const id = `${workflowId}/double/batch-${batch}`;
-      histories.push({ id, history: await env.client.workflow.getHandle(id).fetchHistory() });
+      histories.push({ id, history: await engine.env.client.workflow.getHandle(id).fetchHistory() });
     }
     const sizes = histories.map(({ id, history }) => ({ id, events: history.events?.length ?? 0, bytes: JSON.stringify(history).length }));
     const parent = sizes[0];

@@ -1,44 +1,27 @@
 // The interpreter on a real dev server: independent steps overlap, scatter/gather in item order
 // (inline and through child batch workflows), failures surface with the process named.
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ActivityRegistry } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
 import type { Dag, JsonValue } from '../../workflows/dsl/types';
 import { runPipeline } from '../../workflows/engine/interpreter';
 import { EngineOptions, progressQuery } from '../../workflows/engine/messages';
 import { cpuQueue } from '../../workflows/queues';
-import { startTemporal } from '../support/temporal';
-import { startWorkers, TestWorkers } from '../support/workers';
+import { useEngine } from '../support/engine';
 import { journal, testImplementations } from './test-implementations';
 
 describe('engine: interpreter', function () {
   this.timeout(120_000);
-  let env: TestWorkflowEnvironment;
-  let workers: TestWorkers;
-  let workDir: string;
 
-  before(async () => {
-    env = await startTemporal();
-    workers = await startWorkers(env, { registry: new ActivityRegistry(testImplementations), devices: [] });
-    workDir = await mkdtemp(join(tmpdir(), 'virnucpro-interpreter-'));
-  });
-  after(async () => {
-    await workers?.stop();
-    await env?.teardown();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-  });
+  const engine = useEngine({ registry: new ActivityRegistry(testImplementations), devices: [] }, 'virnucpro-interpreter-');
 
   let runs = 0;
   function start(dag: Dag, inputs: Record<string, JsonValue>, options: Partial<EngineOptions> = {}) {
-    return env.client.workflow.start(runPipeline, {
-      taskQueue: cpuQueue(workers.prefix),
+    return engine.env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(engine.workers.prefix),
       workflowId: `interpreter-${Date.now()}-${runs++}`,
-      args: [{ dag, inputs, workDir, taskQueuePrefix: workers.prefix, devices: [], options }],
+      args: [{ dag, inputs, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices: [], options }],
     });
   }
 

@@ -1,10 +1,7 @@
 // The built-in selftest pipeline end to end on a real Temporal dev server: cpu steps, a gpu
 // scatter over two fake devices, an independent cpu step beside it, and a gather.
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { ActivityRegistry } from '../../activities/registry';
 import { selftestImplementations } from '../../activities/selftest/implementations';
 import { fileRef } from '../../activities/engine/implementation';
@@ -12,33 +9,20 @@ import { runPipeline } from '../../workflows/engine/interpreter';
 import { progressQuery } from '../../workflows/engine/messages';
 import { selftest } from '../../workflows/pipelines/selftest';
 import { cpuQueue } from '../../workflows/queues';
-import { startTemporal } from '../support/temporal';
-import { startWorkers, TestWorkers } from '../support/workers';
+import { useEngine } from '../support/engine';
 
 describe('engine: selftest pipeline', function () {
   this.timeout(120_000);
-  let env: TestWorkflowEnvironment;
-  let workers: TestWorkers;
-  let workDir: string;
   const devices = ['testhost.gpu0', 'testhost.gpu1'];
 
-  before(async () => {
-    env = await startTemporal();
-    workers = await startWorkers(env, { registry: new ActivityRegistry(selftestImplementations), devices });
-    workDir = await mkdtemp(join(tmpdir(), 'virnucpro-selftest-'));
-  });
-  after(async () => {
-    await workers?.stop();
-    await env?.teardown();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-  });
+  const engine = useEngine({ registry: new ActivityRegistry(selftestImplementations), devices }, 'virnucpro-selftest-');
 
   it('runs every step, spreads the gpu scatter over both devices and gathers the digests', async () => {
     const files = 8;
-    const handle = await env.client.workflow.start(runPipeline, {
-      taskQueue: cpuQueue(workers.prefix),
+    const handle = await engine.env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(engine.workers.prefix),
       workflowId: `selftest-${Date.now()}`,
-      args: [{ dag: selftest, inputs: { settings: { files, lines: 32, sleepMs: 300 } }, workDir, taskQueuePrefix: workers.prefix, devices }],
+      args: [{ dag: selftest, inputs: { settings: { files, lines: 32, sleepMs: 300 } }, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices }],
     });
     const result = await handle.result();
 
