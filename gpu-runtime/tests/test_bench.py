@@ -17,14 +17,19 @@ def test_bench_runs_every_stage_and_tune_stores_a_budget(tmp_path, monkeypatch):
     parser = argparse.ArgumentParser()
     bench.configure(parser)
     out = tmp_path / "bench.json"
-    args = parser.parse_args(["--device", "cpu", "--size", "tiny", "--sample-frames", "12", "--original-frames", "8",
+    args = parser.parse_args(["--device", "cpu", "--size", "tiny", "--sample-frames", "12", "--original-frames", "8", "--parity-frames", "24",
                               "--e2e-frames", "16", "--repeats", "1", "--tune", "--out", str(out)])
     assert bench.main(args) == 0
     report = json.loads(out.read_text())
     assert all(key in report for key in REQUIRED)
     assert report["read_length"] == 500
     assert set(report["esm2_tokens_per_s"]) >= {"ours", "original"} and report["dnabert_tokens_per_s"]["hf_bf16"] > 0
-    assert report["parity"]["frames"] == 8 and report["parity"]["label_agreement"] == 1.0  # fp32 on CPU: same numbers
+    parity = report["parity"]
+    assert parity["frames"] == 24 and parity["frames_vs_original"] == 8 and 0 < parity["held_out_frames"] < 24
+    # fp32 on CPU: the fast path computes the reference's numbers, so no label may move
+    assert parity["label_agreement"] == 1.0 and parity["label_agreement_random_direction"] == 1.0
+    assert parity["esm2_cosine_min"] > 0.99999 and parity["dnabert_cosine_min"] > 0.99999
+    assert report["precision_ours"] == {"esm2": "float32", "dnabert": "float32"}
     assert report["end_to_end"]["frames"] == 16
 
     stored = json.loads((tmp_path / "state" / "token-budgets.json").read_text())

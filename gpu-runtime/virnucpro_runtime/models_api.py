@@ -7,6 +7,7 @@ paths (or synthetic checkpoints) for ``serve``'s ``load`` request.
 """
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,41 @@ class WeightsUnavailable(Exception):
     """A checkpoint is missing or cannot be loaded (the protocol's ``weights`` error)."""
 
 
+@contextlib.contextmanager
+def tf32_matmuls():
+    """fp32 matmuls on tensor cores (TF32 inputs, fp32 accumulation) inside the block."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9
+        previous = matmul.fp32_precision
+        matmul.fp32_precision = "tf32"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = previous
+    else:  # pragma: no cover - older torch
+        previous = matmul.allow_tf32
+        matmul.allow_tf32 = True
+        try:
+            yield
+        finally:
+            matmul.allow_tf32 = previous
+
+
+def dnabert_uses_tf32(device: torch.device, dtype: torch.dtype) -> bool:
+    """DNABERT-S always keeps fp32 weights and activations. On the fast path (``dtype``
+    bf16 on CUDA) its matmuls run in TF32; with ``dtype`` fp32 they stay strict fp32.
+
+    Why not bf16 like ESM-2: DNABERT-S is ~4% of the FLOPs, and in bf16 its embeddings
+    (cosine min 0.9994 vs fp32) moved 3% of labels under a random-direction classifier on
+    the H200; in TF32 the cosine min is 0.999995 and its time per frame doubles, which
+    costs ~4% end to end (bench/results/studies/2026-11-30-nvidia-h200-precision-study.json)."""
+    return device.type == "cuda" and dtype != torch.float32
+
+
 @dataclass
 class LoadedModels:
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # ESM-2's; DNABERT-S and the classifier are fp32 (see dnabert_uses_tf32)
     esm2: torch.nn.Module
     dnabert: torch.nn.Module
     dna_tokenizer: tokenizers.DnaTokenizer
@@ -69,7 +101,16 @@ class LoadedModels:
 
     def embed_nucleotides_padded(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Padded DNABERT-S batch -> mean over all tokens incl. [CLS]/[SEP], [B, 768] float32."""
-        return (self.dnabert_padded_embed or self.dnabert.embed)(input_ids, lengths)
+        embed = self.dnabert_padded_embed or self.dnabert.embed
+        if dnabert_uses_tf32(self.device, self.dtype):
+            with tf32_matmuls():
+                return embed(input_ids, lengths)
+        return embed(input_ids, lengths)
+
+    def precision(self) -> dict:
+        esm2 = str(self.dtype).removeprefix("torch.")
+        return {"esm2": esm2, "dnabert": "float32 (TF32 matmuls)" if dnabert_uses_tf32(self.device, self.dtype) else "float32",
+                "classifier": "float32"}
 
     def describe(self) -> dict:
         return {
@@ -78,6 +119,7 @@ class LoadedModels:
             "classifier": {"source": self.sources.get("classifier")},
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
+            "precision": self.precision(),
         }
 
 
@@ -105,7 +147,7 @@ def load_models(
         raise WeightsUnavailable(f"no weights given for {', '.join(missing)} (pass paths, or synthetic='tiny'|'full')")
     try:
         esm2_model = weights.load_esm2(paths["esm2"], device, dtype)
-        dnabert_model, dna_tokenizer = weights.load_dnabert_s(paths["dnabert"], device, dtype)
+        dnabert_model, dna_tokenizer = weights.load_dnabert_s(paths["dnabert"], device, torch.float32)
         classifier_model = load_classifier(paths["classifier"], device)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise WeightsUnavailable(str(exc)) from exc

@@ -1,0 +1,101 @@
+"""How right the fast path is: its embeddings and labels against the fp32 reference.
+
+Embeddings: the cosine of every ESM-2 and DNABERT-S vector with the original's way
+(reference.py: fp32, padded fair-esm batches, DNABERT-S one sequence at a time).
+
+Labels and scores need a classifier, and the published ones cannot be downloaded here.
+Two stand-ins, both fitted on the fp32 reference features of one half of the frames and
+measured on the other, held-out half (split by read, proxy_classifier.held_out_mask):
+
+- ``trained``: the original's architecture trained on viral vs Klebsiella frames
+  (proxy_classifier), as the published classifier was trained on real classes. Its
+  decision boundary follows directions that separate the classes, as the real one's does.
+  This is the headline figure.
+- ``random_direction``: a random MLP calibrated so its scores spread evenly over (0, 1)
+  (synthetic.calibrate_): its boundary follows an arbitrary direction of the embeddings
+  and puts many frames next to it. The worst case, reported beside the headline.
+
+A label depends only on the sign of the logit difference, so rescaling the trained
+classifier's logits to spread its scores (a temperature) moves no label: its agreement
+holds for any such spread.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import proxy_classifier, synthetic
+from .models.classifier import MLPClassifier
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def cosine_figures(prefix: str, fast: np.ndarray, ref: np.ndarray) -> dict:
+    c = cosines(fast, ref)
+    return {f"{prefix}_cosine_min": float(c.min()), f"{prefix}_cosine_median": float(np.median(c))}
+
+
+def features(dnabert: np.ndarray, esm2: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The classifier's input: DNABERT-S first, then ESM-2, as the original concatenates."""
+    return torch.from_numpy(np.concatenate([dnabert, esm2], axis=1)).to(device)
+
+
+def fit_classifiers(reference: torch.Tensor, frame_ids: list[str]) -> dict[str, MLPClassifier]:
+    """Both stand-ins, fitted on the training half of ``reference`` [N, 3328] (fp32)."""
+    train = torch.from_numpy(~proxy_classifier.held_out_mask(frame_ids)).to(reference.device)
+    labels = torch.from_numpy(proxy_classifier.bench_frame_labels(frame_ids)).to(reference.device)
+    random_mlp = synthetic.randomize_(MLPClassifier(), seed=5).to(reference.device).eval()
+    return {
+        "trained": proxy_classifier.train_classifier(reference[train], labels[train]),
+        "random_direction": synthetic.calibrate_(random_mlp, reference[train]),
+    }
+
+
+def label_figures(classifier: MLPClassifier, fast: torch.Tensor, reference: torch.Tensor) -> dict:
+    ref_scores = proxy_classifier.virus_scores(classifier, reference)
+    scores = proxy_classifier.virus_scores(classifier, fast)
+    diff = np.abs(scores.astype(np.float64) - ref_scores)
+    flips = int(((scores > 0.5) != (ref_scores > 0.5)).sum())
+    return {
+        "label_agreement": 1 - flips / len(scores),
+        "labels_changed": flips,
+        "virus_score_diff_max": float(diff.max()),
+        "virus_score_diff_p99": float(np.quantile(diff, 0.99)),
+        "reference_scores": proxy_classifier.score_spread(ref_scores),
+    }
+
+
+def parity_report(fast, reference, original, frame_ids: list[str], device: torch.device) -> dict:
+    """``fast`` and ``reference``: embeddings (``.dnabert``, ``.esm2``) of the same frames
+    from the fast path and from the fp32 engine; ``original``: the original's way on the
+    first frames (its cosines are the embedding figures)."""
+    n_original = len(original.esm2)
+    report = {
+        "frames": len(frame_ids),
+        "frames_vs_original": n_original,
+        **cosine_figures("esm2", fast.esm2[:n_original], original.esm2),
+        **cosine_figures("dnabert", fast.dnabert[:n_original], original.dnabert),
+    }
+    held_out = torch.from_numpy(proxy_classifier.held_out_mask(frame_ids)).to(device)
+    labels = proxy_classifier.bench_frame_labels(frame_ids)
+    ref_x = features(reference.dnabert, reference.esm2, device)
+    fast_x = features(fast.dnabert, fast.esm2, device)
+    report["held_out_frames"] = int(held_out.sum())
+    report["classifiers"] = {}
+    for name, classifier in fit_classifiers(ref_x, frame_ids).items():
+        figures = label_figures(classifier, fast_x[held_out], ref_x[held_out])
+        ref_labels = proxy_classifier.virus_scores(classifier, ref_x[held_out]) > 0.5
+        figures["reference_accuracy_vs_origin"] = float((ref_labels == labels[held_out.cpu().numpy()]).mean())
+        # Which model's rounding moves labels: the fast embeddings of one model at a time.
+        for model, mixed in (("dnabert", features(fast.dnabert, reference.esm2, device)),
+                             ("esm2", features(reference.dnabert, fast.esm2, device))):
+            figures[f"label_agreement_fast_{model}_only"] = label_figures(classifier, mixed[held_out], ref_x[held_out])["label_agreement"]
+        report["classifiers"][name] = figures
+    headline = report["classifiers"]["trained"]
+    for key in ("label_agreement", "labels_changed", "virus_score_diff_max", "virus_score_diff_p99"):
+        report[key] = headline[key]
+    report["label_agreement_random_direction"] = report["classifiers"]["random_direction"]["label_agreement"]
+    return report
