@@ -42,6 +42,7 @@ const schema = z.object({
   shardFrames: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
   tokenBudget: z.coerce.number().int().positive().optional(),
   embeddings: z.boolean().default(false),
+  exact: z.boolean().default(false),
   workers: z.boolean().default(true),
   workDir: z.string().min(1).optional(),
   ...obsoleteShape,
@@ -69,6 +70,7 @@ export const predictSpec: CommandSpec<PredictOptions> = {
     { long: 'dnabert-weights', value: 'DIR', help: 'DNABERT-S Hugging Face folder (default: <weights>/DNABERT-S)' },
     { long: 'shard-frames', value: 'N', help: 'frames per GPU task (default 50000)' },
     { long: 'token-budget', value: 'N', help: 'ESM-2 tokens per batch (default: tuned per device)' },
+    { long: 'exact', help: 'fp32 on GPUs too, as the original computes (about 12x slower; default: ESM-2 in bf16, DNABERT-S fp32 with TF32)' },
     { long: 'embeddings', help: 'also keep the DNABERT-S and ESM-2 embeddings in the shard results (implies -k)' },
     { long: 'work-dir', value: 'DIR', help: 'intermediate files and the run log (default <output-dir>/.virnucpro)' },
     { long: 'workers', help: 'run workers in this process unless `virnucpro worker` already serves the queues (default; --no-workers: never)' },
@@ -82,6 +84,12 @@ export const predictSpec: CommandSpec<PredictOptions> = {
   ].join('\n'),
   schema,
 };
+
+/** The runtime's dtype: fp32 on CPUs (like the original) and with --exact; otherwise null, the
+ *  runtime's fast path (ESM-2 bf16, DNABERT-S fp32 with TF32 matmuls on CUDA). */
+export function runtimeDtype(cpuOnly: boolean, exact: boolean): 'float32' | null {
+  return cpuOnly || exact ? 'float32' : null;
+}
 
 export function defaultOutputDir(input: string): string {
   const base = path.basename(input).replace(/\.(gz|bz2|xz)$/i, '').replace(/\.[^.]*$/, '');

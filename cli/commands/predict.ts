@@ -23,7 +23,7 @@ import { fingerprintReads } from '../../activities/prepare/implementation';
 import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
 import { cpuQueue } from '../../workflows/queues';
 import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
-import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, type PredictOptions } from './predict-options';
+import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, type PredictOptions } from './predict-options';
 import { resolveWeights } from './predict-weights';
 import { OutputFolder } from './predict-output-folder';
 import { failureTypes, INPUT_FAILURE_TYPES } from './run-failures';
@@ -87,8 +87,7 @@ export async function run(argv: string[]): Promise<number> {
     shardFrames: options.shardFrames,
     ...weights,
     synthetic,
-    // bf16 on GPUs (the runtime's default); the CPU path stays in fp32 like the original
-    dtype: cpuOnly ? 'float32' : null,
+    dtype: runtimeDtype(cpuOnly, options.exact),
     tokenBudget: options.tokenBudget ?? null,
     embeddings: options.embeddings,
     outDir,

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { commonShape, parseCommand, UsageError, type CommandSpec } from '../../cli/args';
 import { loadSettings, runUiLink } from '../../cli/config';
 import { discoverDevices } from '../../cli/devices';
+import { predictSpec, runtimeDtype } from '../../cli/commands/predict-options';
 import { EtaEstimator, totals } from '../../cli/progress';
 import { canonicalJson, runIdFor } from '../../cli/runs';
 import type { ProgressReport } from '../../workflows/engine/messages';
@@ -35,6 +36,18 @@ const spec: CommandSpec<z.infer<typeof schema>> = {
 };
 
 describe('cli units', () => {
+  describe('predict precision', () => {
+    it('runs fp32 on CPUs and with --exact, the fast path on GPUs otherwise', () => {
+      const exact = parseCommand(predictSpec, ['reads.fa', '--exact']);
+      const plain = parseCommand(predictSpec, ['reads.fa']);
+      assert.equal(exact?.exact, true);
+      assert.equal(plain?.exact, false);
+      assert.equal(runtimeDtype(false, exact!.exact), 'float32');
+      assert.equal(runtimeDtype(false, plain!.exact), null);
+      assert.equal(runtimeDtype(true, plain!.exact), 'float32');
+    });
+  });
+
   describe('argv parsing', () => {
     it('understands long, short, inline, negated, repeated options and --', () => {
       const parsed = parseCommand(spec, ['x', '--count=3', '--no-progress', '--tag', 'a', '--tag=b', '-v', '--', '-y']);
