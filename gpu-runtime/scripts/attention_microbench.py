@@ -17,20 +17,12 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.varlen import varlen_attn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from virnucpro_runtime import bench  # noqa: E402
 
-def timed(fn, repeats=20):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        out.append(start.elapsed_time(end) / 1000)
-    return statistics.median(out)
+
+def timed(fn) -> float:
+    return statistics.median(bench.timed(fn, torch.device("cuda"), repeats=20, warmup=3))
 
 
 def main() -> int:

@@ -26,22 +26,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from virnucpro_runtime import bench, packing, proxy_classifier, shards, synthetic  # noqa: E402
+from virnucpro_runtime import bench, models_api, packing, parity, proxy_classifier, shards, synthetic  # noqa: E402
 from virnucpro_runtime.models.classifier import MLPClassifier  # noqa: E402
 
 
-@contextlib.contextmanager
 def precision(kind: str, device: torch.device):
-    previous = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = kind == "tf32"
-    try:
-        if kind == "amp":
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                yield
-        else:
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+    if kind == "amp":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return models_api.tf32_matmuls() if kind == "tf32" else contextlib.nullcontext()
 
 
 @torch.inference_mode()
@@ -64,11 +56,6 @@ def dnabert_embeddings(model, tokens: packing.TokenizedSet, pad_id: int, budget:
         b = packing.assemble_padded(tokens, rows, pad_id, pin=False)
         out.index_copy_(0, b.rows.to(device), model.embed(b.input_ids.to(device), b.lengths.to(device)).float())
     return out.cpu().numpy()
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def main() -> int:
@@ -112,10 +99,10 @@ def main() -> int:
         bench.log(f"DNABERT-S {kind}: {seconds[f'dnabert_{kind}']:.2f} s")
     report["seconds"] = seconds
     for kind in esm:
-        c = cosines(esm[kind], esm["fp32"])
+        c = parity.cosines(esm[kind], esm["fp32"])
         report["embeddings"][f"esm2_{kind}"] = {"cos_min": float(c.min()), "cos_median": float(np.median(c)), "one_minus_cos_mean": float((1 - c).mean())}
     for kind in dna:
-        c = cosines(dna[kind], dna["fp32"])
+        c = parity.cosines(dna[kind], dna["fp32"])
         report["embeddings"][f"dnabert_{kind}"] = {"cos_min": float(c.min()), "cos_median": float(np.median(c)), "one_minus_cos_mean": float((1 - c).mean())}
     save()
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from . import packing, tokenizers
+from .parity import cosines
 from .models_api import LoadedModels
 
 FAIR_ESM_TOKS_PER_BATCH = 2048
@@ -60,10 +61,6 @@ def run_reference(models: LoadedModels, nucleotides: list[str], proteins: list[s
 
 def parity(fast_dnabert: np.ndarray, fast_esm2: np.ndarray, fast_scores: np.ndarray, ref: ReferenceOutput) -> dict:
     """Cosines of every embedding, virus-score differences and label agreement."""
-    def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a, b = a.astype(np.float64), b.astype(np.float64)
-        return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
     esm_cos, dna_cos = cosines(fast_esm2, ref.esm2), cosines(fast_dnabert, ref.dnabert)
     diff = np.abs(fast_scores[:, 1].astype(np.float64) - ref.scores[:, 1])
     same_label = (fast_scores.argmax(1) == ref.scores.argmax(1)).mean()
