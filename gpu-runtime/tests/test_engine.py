@@ -102,3 +102,11 @@ def test_progress_counts_every_frame_once(models, small_shard):
     fast.run(fast.prepare(small_shard), progress=progress)
     frames, tokens, _ = progress.snapshot()
     assert frames == 24 and tokens == sum(len(p) + 2 for p in shards.read_frames(small_shard).proteins)
+
+
+def test_dnabert_budget_is_four_esm2_budgets_unless_memory_is_short():
+    gib = 2**30
+    assert engine.dnabert_budget_for(130 * gib, 65536) == 4 * 65536  # an H200: memory is no limit
+    small = engine.dnabert_budget_for(17 * gib, 59000)  # a 24 GB card after loading the models
+    assert 4096 <= small < 4 * 59000
+    assert small * engine.dnabert_bytes_per_token() <= 17 * gib * engine.CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS

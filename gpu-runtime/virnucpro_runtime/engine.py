@@ -312,9 +312,25 @@ def default_esm2_budget(models: LoadedModels) -> int:
     return max(1024, min(MAX_CUDA_ESM2_BUDGET, fits))
 
 
+# Bytes per padded DNABERT-S token, fp32 (it always runs fp32): the layer's live tensors
+# (residual, fused QKV, attention output, the gated MLP's 2 x intermediate and its product,
+# about 8 x hidden + 4 x intermediate elements) plus its [B, heads, L, L] ALiBi bias at
+# widths up to 256 tokens. ~86 KB, on the safe side: on the H200 a 262,144-token budget
+# peaked at 24.9 GiB with the ESM-2 weights resident, where this estimate gives ~29 GiB
+# (bench/results/2026-11-30-nvidia-h200-500-tf32-dnabert.json).
+def dnabert_bytes_per_token(hidden: int = DNABERT_WIDTH, intermediate: int = 3072, heads: int = 12, width: int = 256) -> int:
+    return (8 * hidden + 4 * intermediate + heads * width) * 4
+
+
 def default_dnabert_budget(device: torch.device, esm2_budget: int) -> int:
-    # DNABERT-S needs ~1/20 of ESM-2's activation memory per token, but its padded attention
-    # materialises [B, heads, L, L] scores; 4x the ESM-2 budget keeps both well inside memory.
+    """4x the ESM-2 budget (a DNABERT-S token is ~1/20 of the work), capped by the share of
+    free memory ESM-2's budget also gets: the two models' batches never overlap in time."""
     if device.type != "cuda":
         return DEFAULT_CPU_DNABERT_BUDGET
-    return 4 * esm2_budget
+    free, _total = torch.cuda.mem_get_info(device)
+    return dnabert_budget_for(free, esm2_budget)
+
+
+def dnabert_budget_for(free_bytes: int, esm2_budget: int) -> int:
+    fits = int(free_bytes * CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS) // dnabert_bytes_per_token()
+    return max(4096, min(4 * esm2_budget, fits))
