@@ -55,6 +55,9 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
       },
       embed: {
         implementation: 'gpu.embed-classify',
+        // 2: DNABERT-S runs fp32 with TF32 matmuls on GPUs (was bf16), so GPU shard results
+        // cached by version 1 are not reused.
+        version: '2',
         resource: 'gpu',
         inputs: { shard: { from: 'prepare.shards', type: 'frames', mode: 'scatter' } },
         outputs: { result: 'shard.result' },
