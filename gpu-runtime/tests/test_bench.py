@@ -29,7 +29,8 @@ def test_bench_runs_every_stage_and_tune_stores_a_budget(tmp_path, monkeypatch):
     # fp32 on CPU: the fast path computes the reference's numbers, so no label may move
     assert parity["label_agreement"] == 1.0 and parity["label_agreement_random_direction"] == 1.0
     assert parity["esm2_cosine_min"] > 0.99999 and parity["dnabert_cosine_min"] > 0.99999
-    assert report["precision_ours"] == {"esm2": "float32", "dnabert": "float32"}
+    assert report["precision_ours"] == {"esm2": "float32", "dnabert": "float32", "classifier": "float32"}
+    assert set(parity["inter_frame_cosine_median"]) == {"esm2", "dnabert"}
     assert report["end_to_end"]["frames"] == 16
 
     stored = json.loads((tmp_path / "state" / "token-budgets.json").read_text())

@@ -53,9 +53,10 @@ def test_trained_stand_in_learns_a_separable_task():
 def test_label_figures_count_flips_and_score_differences():
     x, y = _two_classes(200, seed=3)
     classifier = proxy_classifier.train_classifier(x, y, epochs=10)
-    same = parity.label_figures(classifier, x, x)
+    ref_scores = proxy_classifier.virus_scores(classifier, x)
+    same = parity.label_figures(classifier, x, ref_scores)
     assert same["label_agreement"] == 1.0 and same["labels_changed"] == 0 and same["virus_score_diff_max"] == 0.0
-    noisy = parity.label_figures(classifier, x + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4)), x)
+    noisy = parity.label_figures(classifier, x + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4)), ref_scores)
     assert noisy["labels_changed"] > 0 and noisy["label_agreement"] == 1 - noisy["labels_changed"] / 200
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from . import engine as engine_mod
-from . import models_api, packing, parity, reference, shards, synthetic, tokenizers, tuning
+from . import packing, parity, reference, shards, synthetic, tokenizers, tuning
 from .models_api import LoadedModels
 from .telemetry import DeviceMonitor, UtilizationSampler
 
@@ -258,14 +258,6 @@ def _engine_on_frames(fast: engine_mod.Engine, frames: shards.FrameShard, n: int
         return fast.run(fast.prepare(path), embeddings=True)
 
 
-def median_pairwise_cosine(x: np.ndarray, k: int = 256) -> float:
-    """How far apart frames are to begin with: with random weights, embeddings of
-    different frames are nearly parallel, which magnifies rounding for a classifier."""
-    unit = x[:k] / np.linalg.norm(x[:k], axis=1, keepdims=True)
-    pairs = unit @ unit.T
-    return float(np.median(pairs[np.triu_indices(len(unit), 1)]))
-
-
 def replicate_shard(frames: shards.FrameShard, n: int, path: Path) -> Path:
     """An n-frame shard cycling through the frame set (ids made unique per cycle)."""
     rows = np.arange(n) % len(frames)
@@ -353,8 +345,6 @@ def main(args: argparse.Namespace) -> int:
         "gpu": gpu, "torch": torch.__version__, "commit": git_commit(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "read_length": read_length,
         "model_size": args.size, "frames_file": args.frames.name, "dtype_ours": str(fast_dtype).removeprefix("torch."),
-        "precision_ours": {"esm2": str(fast_dtype).removeprefix("torch."),
-                           "dnabert": "float32, TF32 matmuls" if models_api.dnabert_uses_tf32(device, fast_dtype) else "float32"},
         "esm2_tokens_per_s": {}, "dnabert_tokens_per_s": {},
     }
     monitor = DeviceMonitor(device)
@@ -389,6 +379,7 @@ def main(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
+    report["precision_ours"] = fast_models.precision()
     fast = engine_mod.Engine(fast_models, esm2_budget=args.budget or tuning.tuned_budget(device, fast_models))
     report["esm2_token_budget"] = fast.esm2_budget
     log(f"ours (eager): per-model throughput on {args.sample_frames} frames (ESM-2 budget {fast.esm2_budget}, DNABERT-S {fast.dnabert_budget})")
@@ -438,8 +429,6 @@ def main(args: argparse.Namespace) -> int:
     if "original" not in skip:
         fast_out = _engine_on_frames(fast, frames, args.parity_frames)
         report["parity"] = parity.parity_report(fast_out, exact, original_ref, frames.frame_ids[:args.parity_frames], device)
-        report["parity"]["inter_frame_cosine_median"] = {
-            "esm2": median_pairwise_cosine(exact.esm2), "dnabert": median_pairwise_cosine(exact.dnabert)}
         save()
 
     if "e2e" not in skip:

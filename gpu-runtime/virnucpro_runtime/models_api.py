@@ -29,20 +29,14 @@ class WeightsUnavailable(Exception):
 def tf32_matmuls():
     """fp32 matmuls on tensor cores (TF32 inputs, fp32 accumulation) inside the block."""
     matmul = torch.backends.cuda.matmul
-    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9
-        previous = matmul.fp32_precision
-        matmul.fp32_precision = "tf32"
-        try:
-            yield
-        finally:
-            matmul.fp32_precision = previous
-    else:  # pragma: no cover - older torch
-        previous = matmul.allow_tf32
-        matmul.allow_tf32 = True
-        try:
-            yield
-        finally:
-            matmul.allow_tf32 = previous
+    # torch >= 2.9 has fp32_precision; older ones only the legacy flag.
+    name, value = ("fp32_precision", "tf32") if hasattr(matmul, "fp32_precision") else ("allow_tf32", True)
+    previous = getattr(matmul, name)
+    setattr(matmul, name, value)
+    try:
+        yield
+    finally:
+        setattr(matmul, name, previous)
 
 
 def dnabert_uses_tf32(device: torch.device, dtype: torch.dtype) -> bool:
@@ -102,10 +96,8 @@ class LoadedModels:
     def embed_nucleotides_padded(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Padded DNABERT-S batch -> mean over all tokens incl. [CLS]/[SEP], [B, 768] float32."""
         embed = self.dnabert_padded_embed or self.dnabert.embed
-        if dnabert_uses_tf32(self.device, self.dtype):
-            with tf32_matmuls():
-                return embed(input_ids, lengths)
-        return embed(input_ids, lengths)
+        with tf32_matmuls() if dnabert_uses_tf32(self.device, self.dtype) else contextlib.nullcontext():
+            return embed(input_ids, lengths)
 
     def precision(self) -> dict:
         esm2 = str(self.dtype).removeprefix("torch.")

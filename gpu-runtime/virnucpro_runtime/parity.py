@@ -54,8 +54,16 @@ def fit_classifiers(reference: torch.Tensor, frame_ids: list[str]) -> dict[str, 
     }
 
 
-def label_figures(classifier: MLPClassifier, fast: torch.Tensor, reference: torch.Tensor) -> dict:
-    ref_scores = proxy_classifier.virus_scores(classifier, reference)
+def median_pairwise_cosine(x: np.ndarray, k: int = 256) -> float:
+    """How far apart frames are to begin with: with random weights, embeddings of
+    different frames are nearly parallel, which magnifies rounding for a classifier."""
+    unit = x[:k] / np.linalg.norm(x[:k], axis=1, keepdims=True)
+    pairs = unit @ unit.T
+    return float(np.median(pairs[np.triu_indices(len(unit), 1)]))
+
+
+def label_figures(classifier: MLPClassifier, fast: torch.Tensor, ref_scores: np.ndarray) -> dict:
+    """Labels and virus scores of ``fast`` features against the reference's scores."""
     scores = proxy_classifier.virus_scores(classifier, fast)
     diff = np.abs(scores.astype(np.float64) - ref_scores)
     flips = int(((scores > 0.5) != (ref_scores > 0.5)).sum())
@@ -85,17 +93,20 @@ def parity_report(fast, reference, original, frame_ids: list[str], device: torch
     fast_x = features(fast.dnabert, fast.esm2, device)
     report["held_out_frames"] = int(held_out.sum())
     report["classifiers"] = {}
+    # Which model's rounding moves labels: the fast embeddings of one model at a time.
+    one_fast = {"dnabert": features(fast.dnabert, reference.esm2, device)[held_out],
+                "esm2": features(reference.dnabert, fast.esm2, device)[held_out]}
     for name, classifier in fit_classifiers(ref_x, frame_ids).items():
-        figures = label_figures(classifier, fast_x[held_out], ref_x[held_out])
-        ref_labels = proxy_classifier.virus_scores(classifier, ref_x[held_out]) > 0.5
-        figures["reference_accuracy_vs_origin"] = float((ref_labels == labels[held_out.cpu().numpy()]).mean())
-        # Which model's rounding moves labels: the fast embeddings of one model at a time.
-        for model, mixed in (("dnabert", features(fast.dnabert, reference.esm2, device)),
-                             ("esm2", features(reference.dnabert, fast.esm2, device))):
-            figures[f"label_agreement_fast_{model}_only"] = label_figures(classifier, mixed[held_out], ref_x[held_out])["label_agreement"]
+        ref_scores = proxy_classifier.virus_scores(classifier, ref_x[held_out])
+        figures = label_figures(classifier, fast_x[held_out], ref_scores)
+        figures["reference_accuracy_vs_origin"] = float(((ref_scores > 0.5) == labels[held_out.cpu().numpy()]).mean())
+        for model, mixed in one_fast.items():
+            figures[f"label_agreement_fast_{model}_only"] = label_figures(classifier, mixed, ref_scores)["label_agreement"]
         report["classifiers"][name] = figures
     headline = report["classifiers"]["trained"]
     for key in ("label_agreement", "labels_changed", "virus_score_diff_max", "virus_score_diff_p99"):
         report[key] = headline[key]
     report["label_agreement_random_direction"] = report["classifiers"]["random_direction"]["label_agreement"]
+    report["inter_frame_cosine_median"] = {"esm2": median_pairwise_cosine(reference.esm2),
+                                           "dnabert": median_pairwise_cosine(reference.dnabert)}
     return report

@@ -22,7 +22,7 @@ import re
 import numpy as np
 import torch
 
-from .models.classifier import MLPClassifier
+from .models.classifier import MLPClassifier, softmax_scores
 
 _READ_INDEX = re.compile(r"^read(\d+)_chunk_")
 
@@ -71,7 +71,7 @@ def train_classifier(
 
 @torch.inference_mode()
 def virus_scores(classifier: MLPClassifier, features: torch.Tensor) -> np.ndarray:
-    return torch.softmax(classifier(features).float(), dim=1)[:, 1].cpu().numpy()
+    return softmax_scores(classifier(features))[:, 1].cpu().numpy()
 
 
 def score_spread(scores: np.ndarray) -> dict:
