@@ -37,7 +37,7 @@ def main() -> int:
     q, k, v = (torch.randn(t, heads, hd, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     cu = torch.arange(0, t + 1, length, device="cuda", dtype=torch.int32)
     flops = 4 * n * heads * length * length * hd
-    report = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "sequences": n, "length": length, "seconds": {}}
+    report = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "commit": bench.git_commit(), "sequences": n, "length": length, "seconds": {}}
     report["seconds"]["varlen_attn"] = timed(lambda: varlen_attn(q, k, v, cu, cu, length, length))
     reference = varlen_attn(q, k, v, cu, cu, length, length)
     dense = [x.view(n, length, heads, hd).transpose(1, 2) for x in (q, k, v)]

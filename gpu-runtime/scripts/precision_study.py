@@ -67,7 +67,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     device = torch.device(args.device)
-    report: dict = {"gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "torch": torch.__version__,
+    report: dict = {"gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "torch": torch.__version__, "commit": bench.git_commit(),
                     "frames": args.frames, "size": args.size, "embeddings": {}, "combinations": {}}
 
     def save():

@@ -64,7 +64,7 @@ def main() -> int:
     args = parser.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    report: dict = {"gpu": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__, "budget": args.budget}
+    report: dict = {"gpu": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__, "commit": bench.git_commit(), "budget": args.budget}
 
     with torch.device(device):
         esm2 = synthetic.ESM2(synthetic.KINDS[args.size]["esm2"])
