@@ -1,6 +1,7 @@
 // Workers inside a virnucpro process: the host's CPU queue (workflows and cpu steps) and one
 // queue per local device. `virnucpro worker` runs only these; `selftest`, `replay` (and
 // `predict`) run them beside the client so a single command does everything on one machine.
+import { randomUUID } from 'node:crypto';
 import * as os from 'node:os';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
@@ -12,13 +13,18 @@ import { routeTemporalLogs } from './logging';
 import { cachedWorkflowBundle } from './workflow-bundle';
 import { createCpuWorker, createGpuWorker } from '../activities/engine/workers';
 import { ActivityRegistry, allImplementations } from '../activities/registry';
-import { registerRuntimeDevice, shutdownRuntimes } from '../activities/gpu/resident-runtime';
+import type { LoadArgs } from '../activities/gpu/protocol';
+import { registerRuntimeDevice, runtimeFor, shutdownRuntimes } from '../activities/gpu/resident-runtime';
 import { deviceId } from '../workflows/queues';
 import { deviceJoinedSignal, deviceLeftSignal } from '../workflows/engine/messages';
 
 export interface LocalWorkers {
   /** Device ids (`<host>.gpu<N>`) served here. */
   devices: string[];
+  /** Identifies these workers (this process): a run seeing a new session for a device knows its old worker is gone. */
+  session: string;
+  /** Start every device's runtime and load `model` now, before its first shard arrives. */
+  preload(model: LoadArgs): void;
   /** Resolves when every worker has stopped (after shutdown, or a fatal worker error). */
   finished: Promise<void>;
   /** Tells a run these devices are available (runs started elsewhere do not know them). */
@@ -54,18 +60,31 @@ export async function startLocalWorkers(settings: Settings, logger: winston.Logg
   const devices = localDeviceIds(discovery);
   for (const [i, id] of devices.entries()) {
     // Each device's resident runtime must start on that physical device (or the CPU).
-    registerRuntimeDevice(id, { kind: discovery.devices[i].kind, cudaVisible: discovery.devices[i].cudaVisible });
+    registerRuntimeDevice(id, { kind: discovery.devices[i].kind, cudaVisible: discovery.devices[i].cudaVisible, stateDir: settings.stateDir });
     workers.push(await createGpuWorker(id, setup));
   }
+  const session = randomUUID();
   logger.info(`workers: cpu queue and ${devices.length} device queue(s) [${devices.join(', ')}] (${discovery.source})`);
   const finished = Promise.all(workers.map((w) => w.run())).then(() => undefined);
   let stopped = false;
   const timers: NodeJS.Timeout[] = [];
   const announce = async (handle: WorkflowHandle) => {
-    for (const device of devices) await handle.signal(deviceJoinedSignal, { device });
+    for (const device of devices) await handle.signal(deviceJoinedSignal, { device, session });
   };
   return {
     devices,
+    session,
+    preload: (model) => {
+      for (const device of devices) {
+        runtimeFor(device)
+          .preload(model)
+          .then(
+            (loaded) => logger.verbose(`${device}: models loaded in ${loaded.seconds.toFixed(1)} s`, { phases: loaded.phases, numerics: loaded.numerics }),
+            // The first shard loads again and reports the problem as the step's failure.
+            (err: Error) => logger.debug(`${device}: early model load failed: ${err.message}`),
+          );
+      }
+    },
     finished,
     announce,
     offerTo: async (handle, intervalMs = 10_000) => {

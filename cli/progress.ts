@@ -1,11 +1,12 @@
-// Following a run: polls the interpreter's `progress` query and draws a bar on a terminal, or
-// writes a line every so often when output goes to a file or pipe. Frames and throughput come
-// from the latest heartbeats (GPU steps report frames_done / frames_per_s); tasks from the counts.
+// Following a run: every second, the interpreter's `progress` query plus the running tasks' live
+// heartbeats (cli/live.ts), drawn as a bar on a terminal, or a line every so often when output
+// goes to a file or pipe. Per device: frames done, frames/s, GPU utilisation and memory.
 import { ServiceError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type winston from 'winston';
-import { progressQuery, type ProgressReport } from '../workflows/engine/messages';
+import type { ProgressReport } from '../workflows/engine/messages';
+import { snapshot, type DeviceView, type RunView } from './live';
 
-export interface ProgressTotals {
+export interface TaskTotals {
   tasksDone: number;
   tasksCached: number;
   tasksTotal: number;
@@ -13,17 +14,10 @@ export interface ProgressTotals {
   tasksFailed: number;
   /** Unknown totals (a scatter whose input is not ready) make the total a lower bound. */
   totalKnown: boolean;
-  framesDone: number;
-  framesPerSecond: number;
 }
 
-function numberIn(details: Record<string, unknown> | undefined, key: string): number {
-  const value = details?.[key];
-  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
-}
-
-export function totals(report: ProgressReport): ProgressTotals {
-  const t: ProgressTotals = { tasksDone: 0, tasksCached: 0, tasksTotal: 0, tasksRunning: 0, tasksFailed: 0, totalKnown: true, framesDone: 0, framesPerSecond: 0 };
+export function taskTotals(report: ProgressReport): TaskTotals {
+  const t: TaskTotals = { tasksDone: 0, tasksCached: 0, tasksTotal: 0, tasksRunning: 0, tasksFailed: 0, totalKnown: true };
   for (const step of Object.values(report.steps)) {
     t.tasksDone += step.done + step.cached;
     t.tasksCached += step.cached;
@@ -31,11 +25,6 @@ export function totals(report: ProgressReport): ProgressTotals {
     t.tasksFailed += step.failed;
     if (step.total === null) t.totalKnown = false;
     else t.tasksTotal += step.total;
-  }
-  for (const device of Object.values(report.devices)) {
-    if (device.state !== 'active') continue;
-    t.framesDone += numberIn(device.latestHeartbeat?.details, 'frames_done');
-    t.framesPerSecond += numberIn(device.latestHeartbeat?.details, 'frames_per_s');
   }
   return t;
 }
@@ -48,15 +37,12 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** One device's throughput in a few characters, e.g. `gpu0 12 done 8.1s/task 310 fr/s`. */
-export function deviceSummary(id: string, device: ProgressReport['devices'][string]): string {
-  const short = id.slice(id.lastIndexOf('.') + 1);
-  const parts = [`${short}${device.state === 'active' ? '' : `(${device.state})`} ${device.done} done`];
-  if (device.meanTaskSeconds !== null) parts.push(`${device.meanTaskSeconds.toFixed(1)}s/task`);
-  const fps = numberIn(device.latestHeartbeat?.details, 'frames_per_s');
-  if (fps) parts.push(`${fps.toFixed(0)} fr/s`);
-  return parts.join(' ');
+export function formatBytes(bytes: number | null): string {
+  if (bytes === null) return '-';
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 }
+
+const count = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** Estimates time left from the completion rate seen while watching (not from the start). */
 export class EtaEstimator {
@@ -70,20 +56,49 @@ export class EtaEstimator {
   }
 }
 
-export function progressLine(report: ProgressReport, eta: number | undefined, width = 24): string {
-  const t = totals(report);
-  const fraction = t.tasksTotal ? Math.min(1, t.tasksDone / t.tasksTotal) : 0;
-  const filled = Math.round(fraction * width);
-  const bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
-  const parts = [`${bar} ${t.tasksDone}/${t.tasksTotal}${t.totalKnown ? '' : '+'} tasks`];
+/** One device in a few characters, e.g. `gpu0 computing 563 fr/s 99% 24.9 GiB`. */
+export function deviceSummary(device: DeviceView): string {
+  const short = device.id.slice(device.id.lastIndexOf('.') + 1);
+  const parts = [short, device.phase];
+  if (device.framesPerSecond !== null) parts.push(`${device.framesPerSecond.toFixed(0)} fr/s`);
+  if (device.gpuUtilization !== null) parts.push(`${Math.round(device.gpuUtilization * 100)}%`);
+  if (device.gpuMemoryBytes !== null) parts.push(formatBytes(device.gpuMemoryBytes));
+  if (device.restarts) parts.push(`${device.restarts} restart(s)`);
+  return parts.join(' ');
+}
+
+/** The one-line view: tasks, frames, rate, ETA, then every device. */
+export function progressLine(report: ProgressReport, view: RunView, taskEta: number | undefined, width = 24): string {
+  const t = taskTotals(report);
+  const fraction = view.framesTotal ? view.framesDone / view.framesTotal : t.tasksTotal ? t.tasksDone / t.tasksTotal : 0;
+  const filled = Math.round(Math.min(1, fraction) * width);
+  const parts = [`[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${t.tasksDone}/${t.tasksTotal}${t.totalKnown ? '' : '+'} tasks`];
   if (t.tasksCached) parts.push(`${t.tasksCached} cached`);
-  if (t.tasksRunning) parts.push(`${t.tasksRunning} running`);
   if (t.tasksFailed) parts.push(`${t.tasksFailed} failed`);
-  if (t.framesDone) parts.push(`${t.framesDone} frames`);
-  if (t.framesPerSecond) parts.push(`${t.framesPerSecond.toFixed(0)} frames/s`);
+  if (view.framesTotal !== null) parts.push(`${count(view.framesDone)}/${count(view.framesTotal)} frames`);
+  if (view.framesPerSecond > 0) parts.push(`${view.framesPerSecond.toFixed(0)} frames/s`);
+  const eta = view.etaSeconds ?? taskEta;
   parts.push(`ETA ${eta === undefined ? '?' : formatDuration(eta)}`);
-  const devices = Object.entries(report.devices).map(([id, d]) => deviceSummary(id, d));
+  const devices = view.devices.map(deviceSummary);
   return parts.join(', ') + (devices.length ? ` | ${devices.join('; ')}` : '');
+}
+
+/** The per-device table of `virnucpro status`. */
+export function deviceTable(view: RunView): string[] {
+  const header = ['DEVICE', 'STATE', 'NOW', 'TASKS', 'FRAMES', 'FRAMES/S', 'GPU', 'MEMORY', 'RESTARTS'];
+  const rows = view.devices.map((d) => [
+    d.id,
+    d.state,
+    d.phase,
+    String(d.tasksDone),
+    count(d.framesDone),
+    d.framesPerSecond === null ? '-' : d.framesPerSecond.toFixed(0),
+    d.gpuUtilization === null ? '-' : `${Math.round(d.gpuUtilization * 100)}%`,
+    formatBytes(d.gpuMemoryBytes),
+    String(d.restarts),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [header, ...rows].map((row) => '  ' + row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
 }
 
 export interface FollowOptions {
@@ -127,19 +142,27 @@ export async function follow<T>(handle: WorkflowHandle, logger: winston.Logger, 
   while (!closed) {
     await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
     if (closed) break;
-    let report: ProgressReport;
+    let seen: Awaited<ReturnType<typeof snapshot>>;
     try {
-      report = await handle.query(progressQuery);
+      seen = await snapshot(handle);
     } catch (err) {
       logger.debug(`progress query failed: ${(err as Error).message}`);
       continue;
     }
-    const t = totals(report);
-    const line = progressLine(report, eta.update(t.tasksDone, t.tasksTotal));
+    if (!seen) continue;
+    const t = taskTotals(seen.report);
+    const line = progressLine(seen.report, seen.view, eta.update(t.tasksDone, t.tasksTotal));
     if (options.enabled && tty) process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns || 120) - 1)}`);
     if (line !== lastLine && Date.now() - lastLineAt >= options.lineIntervalS * 1000) {
       // The run log gets the same periodic record whatever the terminal shows.
-      logger.verbose('progress', { tasks_done: t.tasksDone, tasks_total: t.tasksTotal, frames_done: t.framesDone, frames_per_s: t.framesPerSecond });
+      logger.verbose('progress', {
+        tasks_done: t.tasksDone,
+        tasks_total: t.tasksTotal,
+        frames_done: seen.view.framesDone,
+        frames_total: seen.view.framesTotal,
+        frames_per_s: seen.view.framesPerSecond,
+        devices: seen.view.devices,
+      });
       if (options.enabled && !tty) process.stderr.write(`progress: ${line}\n`);
       lastLineAt = Date.now();
       lastLine = line;

@@ -28,7 +28,7 @@ py=.venv/bin/python
 if ! "$py" -c 'import torch' 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     log "installing PyTorch (CUDA build)"
-    "$py" -m pip install -q 'torch>=2.10'
+    "$py" -m pip install -q "$(grep -E '^torch[<>=]' gpu-runtime/requirements.txt)"
   else
     log "installing PyTorch (CPU build: no NVIDIA driver found)"
     "$py" -m pip install -q 'torch==2.13.0' || "$py" -m pip install -q --index-url https://download.pytorch.org/whl/cpu 'torch>=2.10'

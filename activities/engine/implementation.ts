@@ -34,8 +34,12 @@ export interface StepContext<Params = Record<string, unknown>> {
   signal: AbortSignal;
   /** Write `<workDir>/<name>` atomically with its `.done` marker; returns the reference to output. */
   writeFile(name: string, data: string | Uint8Array, rows: number): Promise<FileRef>;
-  /** Mark a file that another process (e.g. the GPU runtime) wrote complete, and reference it. */
-  adoptFile(path: string, rows: number): Promise<FileRef>;
+  /**
+   * Reference a file another process wrote. With `claimed` (what that process reported), the
+   * file's own `.done` marker must agree with the claim and the file's size (trusted, not hashed
+   * again); without, the file is hashed and marked here.
+   */
+  adoptFile(path: string, rows: number, claimed?: { sha256: string; bytes: number }): Promise<FileRef>;
 }
 
 export interface Implementation<I = unknown, O = unknown, P = unknown> {

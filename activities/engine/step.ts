@@ -3,12 +3,12 @@
 // output file is complete, and records the step marker. gpu workers bind their device id here.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative } from 'node:path';
 import { z } from 'zod';
 import type { JsonValue } from '../../workflows/dsl/types';
 import { StepActivities, StepHeartbeat, StepResult, StepTask, stepHeartbeatSignal } from '../../workflows/engine/messages';
-import { markerPath, writeDoneMarker, writeFileAtomic } from '../files/atomic';
+import { readMarker, writeDoneMarker, writeFileAtomic } from '../files/atomic';
 import type { ActivityRegistry } from '../registry';
 import { cacheKey, cachedOutputs, fileRefsIn, stepDirectory, writeStepMarker } from './cache';
 import { hashFile } from './files';
@@ -86,19 +86,10 @@ function parseOrFail<T>(schema: z.ZodType<T>, value: unknown, type: string, what
 
 /** Outputs must come through ctx.writeFile/adoptFile, so every file has its `.done` marker. */
 async function assertMarked(ref: FileRef, where: string): Promise<void> {
-  const text = await readFile(markerPath(ref.path), 'utf8').catch(() => null);
-  const marker = text ? (parseJson(text) as { sha256?: string; bytes?: number } | null) : null;
+  const marker = await readMarker(ref.path);
   const size = await stat(ref.path).then((s) => s.size).catch(() => null);
   if (!marker || marker.sha256 !== ref.sha256 || marker.bytes !== ref.bytes || size !== ref.bytes) {
     throw ApplicationFailure.nonRetryable(`${where} returned ${ref.path} without a matching .done marker (use ctx.writeFile or ctx.adoptFile)`, 'UnmarkedOutput');
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
   }
 }
 
@@ -133,11 +124,20 @@ function stepContext<P>(task: StepTask, stepDir: string, params: P, device: stri
       await writeDoneMarker(path, { rows, bytes, sha256 });
       return { path, rows, bytes, sha256 };
     },
-    async adoptFile(name, rows) {
+    async adoptFile(name, rows, claimed) {
       const path = resolveInStep(name);
-      const { bytes, sha256 } = await hashFile(path);
-      await writeDoneMarker(path, { rows, bytes, sha256 });
-      return { path, rows, bytes, sha256 };
+      if (!claimed) {
+        const { bytes, sha256 } = await hashFile(path);
+        await writeDoneMarker(path, { rows, bytes, sha256 });
+        return { path, rows, bytes, sha256 };
+      }
+      // The writer hashed the file as it wrote it; check that its marker, its claim and the file agree.
+      const marker = await readMarker(path);
+      const size = await stat(path).then((s) => s.size).catch(() => null);
+      if (!marker || marker.rows !== rows || marker.sha256 !== claimed.sha256 || marker.bytes !== claimed.bytes || size !== claimed.bytes) {
+        throw new Error(`${path}: its .done marker does not match what its writer reported (${claimed.bytes} bytes, sha256 ${claimed.sha256.slice(0, 12)}…, ${rows} rows)`);
+      }
+      return { path, rows, bytes: claimed.bytes, sha256: claimed.sha256 };
     },
   };
 }

@@ -69,8 +69,8 @@ export async function writeDoneMarker(path: string, facts: { rows: number; bytes
   return marker;
 }
 
-/** The marker of `path` if the file exists with the recorded size and checksum, else null. */
-export async function readValidMarker(path: string): Promise<DoneMarker | null> {
+/** The marker of `path` as written (whoever wrote it), or null when there is none or it is malformed. */
+export async function readMarker(path: string): Promise<DoneMarker | null> {
   const text = await readFile(markerPath(path), 'utf8').catch(() => null);
   if (text === null) return null;
   let parsed: unknown;
@@ -80,8 +80,14 @@ export async function readValidMarker(path: string): Promise<DoneMarker | null> 
     return null;
   }
   const marker = markerSchema.safeParse(parsed);
-  if (!marker.success || marker.data.file !== basename(path)) return null;
+  return marker.success && marker.data.file === basename(path) ? marker.data : null;
+}
+
+/** The marker of `path` if the file exists with the recorded size and checksum, else null. */
+export async function readValidMarker(path: string): Promise<DoneMarker | null> {
+  const marker = await readMarker(path);
+  if (!marker) return null;
   const actual = await hashFile(path).catch(() => null);
-  if (!actual || actual.bytes !== marker.data.bytes || actual.sha256 !== marker.data.sha256) return null;
-  return marker.data;
+  if (!actual || actual.bytes !== marker.bytes || actual.sha256 !== marker.sha256) return null;
+  return marker;
 }

@@ -1,33 +1,57 @@
 // Keeps one runtime process per device for the life of the worker, so the models load once and
 // stay resident across shards. A runtime that died (crash, OOM kill, stall) is replaced by a
 // fresh one on the next request; a changed model configuration is reloaded in place.
-import { LoadArgs, LoadResult, ProgressEvent, RunArgs, RunResult } from './protocol';
-import { RuntimeFailure, RuntimeLaunch, RuntimeProcess } from './runtime-process';
+//
+// Runs are sent to the runtime as soon as they arrive: it computes one shard at a time and reads
+// and tokenises the next queued one meanwhile, so consecutive shards leave the GPU no gap.
+//
+// A replacement runtime must compute exactly as the one it replaces, or a crash would change
+// results: the first load of a configuration pins its resolved numerics (token budgets, precision,
+// compilation; protocol.ts `numerics`), a replacement is loaded with the pinned budgets, and a
+// replacement that reports other numerics is refused.
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { LoadArgs, LoadResult, Numerics, ProgressEvent, RunArgs, RunResult } from './protocol';
+import { RuntimeFailure, RuntimeLaunch, RuntimeProcess } from './runtime-process';
 
 /** No message at all from a busy runtime for this long means it is stuck: kill and replace it. */
-const DEFAULT_STALL_MS = 120_000;
+const DEFAULT_STALL_MS = 30_000;
 /** After `cancel`, how long a run may take to stop before the runtime is killed. */
 const CANCEL_GRACE_MS = 15_000;
 /** Loading the full models from a slow disk onto a CPU takes minutes; a load this long is hung. */
 const LOAD_TIMEOUT_MS = 30 * 60_000;
+/** How often a caller waiting for a load, or for its queued shard to start, is told so. */
+const WAITING_TICK_MS = 5_000;
+
+export type WaitingPhase = 'starting' | 'loading' | 'queued';
 
 export interface RunHooks {
   onProgress?(event: ProgressEvent): void;
-  /** Called every few seconds while models load (which can take minutes), to keep a heartbeat. */
-  onWaiting?(phase: 'starting' | 'loading'): void;
+  /** Called every few seconds while models load (which can take minutes) or the shard waits its turn. */
+  onWaiting?(phase: WaitingPhase): void;
   signal?: AbortSignal;
+}
+
+export type RuntimeRunResult = RunResult & { load: LoadResult; restarts: number };
+
+/** The fields of two numerics that differ, as `name: a -> b`. */
+export function numericsDifferences(pinned: Numerics, found: Numerics): string[] {
+  const keys = Object.keys(pinned).filter((k) => k !== 'id') as (keyof Numerics)[];
+  return keys
+    .filter((k) => JSON.stringify(pinned[k]) !== JSON.stringify(found[k]))
+    .map((k) => `${k}: ${JSON.stringify(pinned[k])} -> ${JSON.stringify(found[k])}`);
 }
 
 export class ResidentRuntime {
   private runtime: RuntimeProcess | null = null;
   private loaded: { key: string; result: LoadResult } | null = null;
+  private loading: { key: string; runtime: RuntimeProcess; promise: Promise<LoadResult> } | null = null;
+  /** Resolved numerics per load configuration, from the first runtime that loaded it. */
+  private readonly pinned = new Map<string, Numerics>();
   /** Runtimes started for this device, including replacements after a death. */
   starts = 0;
   /** Runtimes started to replace one that died. */
   replacements = 0;
-  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly deviceId: string,
@@ -37,6 +61,11 @@ export class ResidentRuntime {
 
   get pid(): number | undefined {
     return this.runtime?.alive ? this.runtime.pid : undefined;
+  }
+
+  /** The resolved numerics of `load` once a runtime has loaded it. */
+  numericsOf(load: LoadArgs): Numerics | undefined {
+    return this.pinned.get(loadKey(load));
   }
 
   /** The live runtime, starting a new one if there is none or the last one died. */
@@ -50,57 +79,77 @@ export class ResidentRuntime {
     return this.runtime;
   }
 
-  private async ensureLoaded(load: LoadArgs, hooks: RunHooks): Promise<{ runtime: RuntimeProcess; load: LoadResult }> {
+  /** Loads `load` into the live runtime unless it is there already; one load at a time is sent. */
+  private ensureLoaded(load: LoadArgs): Promise<{ runtime: RuntimeProcess; load: LoadResult }> {
     const runtime = this.current();
-    const key = JSON.stringify(load);
-    if (this.loaded?.key === key) return { runtime, load: this.loaded.result };
-    const ticker = setInterval(() => hooks.onWaiting?.('loading'), 5_000);
-    const hung = setTimeout(() => runtime.kill(), LOAD_TIMEOUT_MS);
-    try {
-      hooks.onWaiting?.('loading');
-      const result = await runtime.request('load', load);
-      this.loaded = { key, result };
-      return { runtime, load: result };
-    } finally {
-      clearInterval(ticker);
-      clearTimeout(hung);
+    const key = loadKey(load);
+    if (this.loaded?.key === key) return Promise.resolve({ runtime, load: this.loaded.result });
+    if (this.loading?.key === key && this.loading.runtime === runtime) {
+      return this.loading.promise.then((result) => ({ runtime, load: result }));
     }
+    const pinned = this.pinned.get(key);
+    // A replacement plans with the pinned budgets, whatever it would derive itself.
+    const args: LoadArgs = pinned ? { ...load, token_budget: pinned.esm2_token_budget, dnabert_token_budget: pinned.dnabert_token_budget } : load;
+    const hung = setTimeout(() => runtime.kill(), LOAD_TIMEOUT_MS);
+    const promise = runtime
+      .request('load', args)
+      .then((result) => {
+        if (pinned) {
+          const differences = numericsDifferences(pinned, result.numerics);
+          if (differences.length > 0) {
+            runtime.kill();
+            throw new RuntimeFailure('internal', `the runtime restarted on ${this.deviceId} would compute differently from the one it replaces (${differences.join('; ')}); refusing it so that no result changes`);
+          }
+        } else {
+          this.pinned.set(key, result.numerics);
+        }
+        if (runtime.alive) this.loaded = { key, result };
+        return result;
+      })
+      .finally(() => {
+        clearTimeout(hung);
+        if (this.loading?.promise === promise) this.loading = null;
+      });
+    this.loading = { key, runtime, promise };
+    return promise.then((result) => ({ runtime, load: result }));
+  }
+
+  /** Start the runtime and load `load` now (e.g. while the reads are still being prepared). */
+  preload(load: LoadArgs): Promise<LoadResult> {
+    return this.ensureLoaded(load).then(({ load: result }) => result);
   }
 
   /**
-   * Embed and classify one shard. Runs are serialised per device (the runtime computes one at a
-   * time anyway) so a second caller never sees a half-loaded runtime.
+   * Embed and classify one shard. The runtime works on one shard at a time; a second call while
+   * the first computes queues its shard in the runtime, which prepares it meanwhile.
    */
-  run(load: LoadArgs, args: RunArgs, hooks: RunHooks = {}): Promise<RunResult & { load: LoadResult; restarts: number }> {
-    const next = this.queue.then(() => this.runNow(load, args, hooks));
-    this.queue = next.catch(() => undefined);
-    return next;
-  }
-
-  private async runNow(load: LoadArgs, args: RunArgs, hooks: RunHooks): Promise<RunResult & { load: LoadResult; restarts: number }> {
+  async run(load: LoadArgs, args: RunArgs, hooks: RunHooks = {}): Promise<RuntimeRunResult> {
     hooks.signal?.throwIfAborted();
     const replacedBefore = this.replacements;
-    let attempt: { runtime: RuntimeProcess; load: LoadResult };
+    const attempt = async (phase: WaitingPhase): Promise<RuntimeRunResult> => {
+      const loaded = await whileWaiting(this.ensureLoaded(load), hooks, phase);
+      const result = await this.watchRun(loaded.runtime, args, hooks);
+      return { ...result, load: loaded.load, restarts: this.replacements - replacedBefore };
+    };
     try {
-      attempt = await this.ensureLoaded(load, hooks);
-      const result = await this.watchRun(attempt.runtime, args, hooks);
-      return { ...result, load: attempt.load, restarts: this.replacements - replacedBefore };
+      return await attempt('loading');
     } catch (error) {
       // A runtime that died mid-shard (not one that refused the input) gets one fresh retry here.
       if (!(error instanceof RuntimeFailure) || error.type !== 'exited' || hooks.signal?.aborted) throw error;
-      hooks.onWaiting?.('starting');
-      attempt = await this.ensureLoaded(load, hooks);
-      const result = await this.watchRun(attempt.runtime, args, hooks);
-      return { ...result, load: attempt.load, restarts: this.replacements - replacedBefore };
+      return attempt('starting');
     }
   }
 
   private watchRun(runtime: RuntimeProcess, args: RunArgs, hooks: RunHooks): Promise<RunResult> {
     const runId = randomUUID();
     let lastHeard = Date.now();
+    let started = false;
     const onProgress = (event: ProgressEvent) => {
       lastHeard = Date.now();
-      if (event.id === runId) hooks.onProgress?.(event);
+      if (event.id === runId) {
+        started = true;
+        hooks.onProgress?.(event);
+      }
     };
     const onLog = () => {
       lastHeard = Date.now();
@@ -114,31 +163,54 @@ export class ResidentRuntime {
         runtime.kill();
       }
     }, Math.min(5_000, this.stallMs));
+    // Until the runtime starts this shard (it may be computing the one before), say it waits.
+    const queued = setInterval(() => {
+      if (!started) hooks.onWaiting?.('queued');
+    }, WAITING_TICK_MS);
     let cancelTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       runtime.request('cancel', { target: runId }).catch(() => undefined);
       cancelTimer = setTimeout(() => runtime.kill(), CANCEL_GRACE_MS);
     };
     hooks.signal?.addEventListener('abort', onAbort, { once: true });
-    return runtime.request('run', args, runId).then(
-      (result) => result,
-      (error: unknown) => {
-        if (stalled) throw new RuntimeFailure('exited', `runtime on ${this.deviceId} sent nothing for ${this.stallMs / 1000}s while running ${args.shard}; it was killed and will be restarted`);
-        throw error;
-      },
-    ).finally(() => {
-      clearInterval(watchdog);
-      clearTimeout(cancelTimer);
-      hooks.signal?.removeEventListener('abort', onAbort);
-      runtime.off('progress', onProgress);
-      runtime.off('log', onLog);
-    });
+    return runtime
+      .request('run', args, runId)
+      .then(
+        (result) => result,
+        (error: unknown) => {
+          if (stalled) throw new RuntimeFailure('exited', `runtime on ${this.deviceId} sent nothing for ${this.stallMs / 1000}s while running ${args.shard}; it was killed and will be restarted`);
+          throw error;
+        },
+      )
+      .finally(() => {
+        clearInterval(watchdog);
+        clearInterval(queued);
+        clearTimeout(cancelTimer);
+        hooks.signal?.removeEventListener('abort', onAbort);
+        runtime.off('progress', onProgress);
+        runtime.off('log', onLog);
+      });
   }
 
   async shutdown(): Promise<void> {
     await this.runtime?.shutdown();
     this.runtime = null;
     this.loaded = null;
+  }
+}
+
+function loadKey(load: LoadArgs): string {
+  return JSON.stringify(Object.entries(load).filter(([, v]) => v !== undefined && v !== null).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** `promise`, telling `hooks` every few seconds that the caller still waits in `phase`. */
+async function whileWaiting<T>(promise: Promise<T>, hooks: RunHooks, phase: WaitingPhase): Promise<T> {
+  hooks.onWaiting?.(phase);
+  const ticker = setInterval(() => hooks.onWaiting?.(phase), WAITING_TICK_MS);
+  try {
+    return await promise;
+  } finally {
+    clearInterval(ticker);
   }
 }
 

@@ -29,6 +29,8 @@ export interface RuntimeLaunch {
   cudaVisible?: string;
   /** Seconds between progress events while a shard runs. */
   progressIntervalS?: number;
+  /** Where the runtime keeps compiled kernels and converted weights (the CLI's state directory). */
+  stateDir?: string;
 }
 
 export function defaultPython(): string {
@@ -52,7 +54,12 @@ export class RuntimeProcess extends EventEmitter<{ progress: [ProgressEvent]; lo
     const args = ['-m', 'virnucpro_runtime', 'serve', '--device', launch.kind === 'cuda' ? 'cuda:0' : 'cpu'];
     if (launch.progressIntervalS !== undefined) args.push('--progress-interval', String(launch.progressIntervalS));
     // Each runtime sees exactly one GPU (or none), so models and memory stay on its device.
-    const env = { ...process.env, CUDA_VISIBLE_DEVICES: launch.kind === 'cuda' ? launch.cudaVisible ?? '0' : '', PYTHONUNBUFFERED: '1' };
+    const env = {
+      ...process.env,
+      CUDA_VISIBLE_DEVICES: launch.kind === 'cuda' ? launch.cudaVisible ?? '0' : '',
+      PYTHONUNBUFFERED: '1',
+      ...(launch.stateDir ? { VIRNUCPRO_STATE_DIR: launch.stateDir } : {}),
+    };
     const python = defaultPython();
     this.child = spawn(python, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout }).on('line', (line) => this.receive(line));

@@ -1,7 +1,7 @@
 // Which weight files a prediction uses. Real weights come from explicit options or the weights
 // folder; when any is missing the user is told exactly which files to put where. Synthetic
 // weights fill in whatever was not given explicitly (and are announced loudly elsewhere).
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../args';
 import { packageRoot } from '../config';
@@ -63,4 +63,19 @@ export function resolveWeights(request: WeightRequest, env: NodeJS.ProcessEnv = 
     );
   }
   return weights;
+}
+
+/**
+ * Size and modification time of every weight file (the files directly inside a weights
+ * folder): part of the embed step's cache key, so weights replaced in place are not served
+ * stale shard results.
+ */
+export function weightFingerprints(weights: WeightPaths): Array<{ path: string; bytes: number; modified: number }> {
+  const files = Object.values(weights)
+    .filter((p): p is string => p !== null)
+    .flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).sort().map((name) => path.join(p, name)) : [p]));
+  return files
+    .map((file) => ({ file, stat: statSync(file) }))
+    .filter(({ stat }) => stat.isFile())
+    .map(({ file, stat }) => ({ path: file, bytes: stat.size, modified: stat.mtimeMs }));
 }

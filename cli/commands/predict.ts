@@ -24,7 +24,7 @@ import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipel
 import { cpuQueue } from '../../workflows/queues';
 import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
 import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, type PredictOptions } from './predict-options';
-import { resolveWeights } from './predict-weights';
+import { resolveWeights, weightFingerprints } from './predict-weights';
 import { OutputFolder } from './predict-output-folder';
 import { failureTypes, INPUT_FAILURE_TYPES } from './run-failures';
 import { queueIsServed } from './queue-pollers';
@@ -85,10 +85,8 @@ export async function run(argv: string[]): Promise<number> {
   const settings: VirnucproSettings = {
     expectedLength: options.expectedLength ?? (options.modelType === '300' ? 300 : 500),
     shardFrames: options.shardFrames,
-    ...weights,
-    synthetic,
-    dtype: runtimeDtype(cpuOnly, options.exact),
-    tokenBudget: options.tokenBudget ?? null,
+    model: { ...weights, synthetic, dtype: runtimeDtype(cpuOnly, options.exact), token_budget: options.tokenBudget ?? null },
+    weightFiles: weightFingerprints(weights),
     embeddings: options.embeddings,
     outDir,
   };
@@ -135,7 +133,11 @@ export async function run(argv: string[]): Promise<number> {
     if (link) logger.info(`web UI: ${link}`);
     // A completed run needs no devices (and takes no signals)
     const completed = started.attached && (await started.handle.describe()).status.name === 'COMPLETED';
-    if (workers && !completed) await workers.offerTo(started.handle);
+    if (workers && !completed) {
+      // Models load (and compile) on every device while the reads are being prepared.
+      workers.preload(settings.model);
+      await workers.offerTo(started.handle);
+    }
 
     let result: RunPipelineResult;
     try {
@@ -186,7 +188,7 @@ interface ReportFacts {
   input: string;
   outDir: string;
   settings: VirnucproSettings;
-  synthetic: VirnucproSettings['synthetic'];
+  synthetic: 'tiny' | 'full' | null;
   stats: RunReport['prepare'];
   summary: ReturnType<typeof outputsSummary.parse>;
   result: RunPipelineResult;

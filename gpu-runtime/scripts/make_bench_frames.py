@@ -92,6 +92,22 @@ def kept_frames(chunk_id: str, chunk: str) -> list[tuple[str, str, str]]:
     return kept
 
 
+def cut_reads(data: Path, size: int, seed: int):
+    """Reads without end, alternately from the viral and the bacterial genomes: random genome,
+    offset and strand; 85% are ``size`` bases long, 15% shorter (uniform in [size/3, size))."""
+    rng = np.random.default_rng(seed)
+    pools = [[s for f in VIRAL for s in read_fasta(data / f)], [s for f in BACTERIAL for s in read_fasta(data / f)]]
+    index = 0
+    while True:
+        pool = pools[index % 2]
+        genome = pool[rng.integers(len(pool))]
+        length = size if rng.random() < 0.85 else int(rng.integers(size // 3, size))
+        start = int(rng.integers(0, len(genome) - length))
+        read = genome[start:start + length]
+        yield reverse_complement(read) if rng.random() < 0.5 else read
+        index += 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
@@ -101,19 +117,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    rng = np.random.default_rng(args.seed)
-    pools = [[s for f in VIRAL for s in read_fasta(args.data / f)], [s for f in BACTERIAL for s in read_fasta(args.data / f)]]
     size = args.read_length
     ids, records, nucleotides, proteins = [], [], [], []
     read_index = 0
+    reads = cut_reads(args.data, size, args.seed)
     while len(ids) < args.frames:
-        pool = pools[read_index % 2]
-        genome = pool[rng.integers(len(pool))]
-        length = size if rng.random() < 0.85 else int(rng.integers(size // 3, size))
-        start = int(rng.integers(0, len(genome) - length))
-        read = genome[start:start + length]
-        if rng.random() < 0.5:
-            read = reverse_complement(read)
+        read = next(reads)
         record_id = f"read{read_index:07d}"
         for k, (begin, end) in enumerate(chunk_starts(len(read), size), start=1):
             for frame_id, nucleotide, protein in kept_frames(f"{record_id}_chunk_{k}", read[begin:end]):

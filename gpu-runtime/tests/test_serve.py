@@ -78,7 +78,7 @@ def test_load_run_and_shutdown(runtime, shard, tmp_path):
 
     loaded = runtime.request("l1", "load", synthetic="tiny", token_budget=600)
     assert loaded["ok"], loaded
-    assert loaded["result"]["token_budget"] == 600
+    assert loaded["result"]["numerics"]["esm2_token_budget"] == 600
 
     out = tmp_path / "results-00000.arrow"
     result = runtime.request("r1", "run", shard=str(shard), out=str(out), embeddings=True)

@@ -21,6 +21,9 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from . import state
+
+    state.use_compile_caches()  # before torch is imported: warm starts reuse compiled kernels
     from . import serve
 
     return serve.main(args.device, progress_interval_s=args.progress_interval)

@@ -13,6 +13,15 @@ two equal), so the compiled path computes what ``ESM2.forward_packed`` does.
 
 CUDA graphs are not used: a profile of the compiled path on the H200 found the GPU idle
 0.2% of a 64k-token batch's span (bench/results/studies/), all a graph could recover.
+
+Inductor runs in its deterministic mode: by default it picks among kernel configurations
+of a reduction (the LayerNorms: block sizes, warps) by timing them on the device at the
+first launch, and those choices change the order of the additions. A runtime that
+restarted, or one on another GPU of the same model, could then pick differently and score
+the same shard slightly differently (in the random-weight e2e run of issue 8 that moved
+0.2% of the labels after a runtime was killed). Deterministic mode chooses reductions'
+configurations without timing; pointwise kernels, whose numerics no configuration
+changes, are still tuned.
 """
 from __future__ import annotations
 
@@ -59,6 +68,19 @@ def padded_attention(cu_seqlens: torch.Tensor, max_seqlen: int, seq_index, posit
     return _padded_attention_over_packed(seq_index, positions, cu_seqlens.numel() - 1, max_seqlen)
 
 
+def inductor_deterministic_available() -> bool:
+    import torch._inductor.config as inductor_config
+
+    return hasattr(inductor_config, "deterministic")
+
+
+def inductor_options() -> dict:
+    """Without a deterministic mode (older torch) no on-device tuning runs at all."""
+    if inductor_deterministic_available():
+        return {"coordinate_descent_tuning": True, "deterministic": True}
+    return {"coordinate_descent_tuning": False}
+
+
 class CompiledESM2Packed:
     """Callable with ``ESM2.forward_packed``'s signature.
 
@@ -75,8 +97,8 @@ class CompiledESM2Packed:
         self.attention = attention
         # Inductor's default block sizes leave its LayerNorm and GELU kernels near 1-2.4 TB/s
         # on the H200; tuning them costs ~10 s of compile and gave +2.7% (97.2k -> 99.9k
-        # tokens/s). It changes kernel launch parameters, not arithmetic.
-        options = {"coordinate_descent_tuning": True} if backend == "inductor" else None
+        # tokens/s). Under deterministic mode only the tunings that keep the arithmetic run.
+        options = inductor_options() if backend == "inductor" else None
         self._pre = torch.compile(_pre_attention, dynamic=True, backend=backend, options=options)
         self._post = torch.compile(_post_attention, dynamic=True, backend=backend, options=options)
 
@@ -101,4 +123,4 @@ def enable_compiled_esm2(models) -> None:
 def enable_compiled_dnabert(models) -> None:
     """DNABERT-S's padded embed under torch.compile: the gated GELU, LayerNorms, bias and
     residual adds fuse; one graph for every batch shape (``dynamic=True``)."""
-    models.dnabert_padded_embed = torch.compile(models.dnabert.embed, dynamic=True)
+    models.dnabert_padded_embed = torch.compile(models.dnabert.embed, dynamic=True, options=inductor_options())

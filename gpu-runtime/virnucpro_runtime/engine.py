@@ -13,15 +13,23 @@ Per shard:
    (and embeddings) and the progress counter's non-blocking event queries.
 3. Classifier + softmax on the device over concat(DNABERT-S, ESM-2) in fp32.
 
-Out of memory: ``torch.OutOfMemoryError`` on a batch halves that model's budget, re-plans
-the same rows under it and retries; nothing is skipped. A test hook (``oom_hook``) lets
-CPU tests trigger the real exception type.
+Out of memory: ``torch.OutOfMemoryError`` on a batch halves that model's budget for the rest
+of the shard, re-plans the same rows under it and retries; nothing is skipped, and the next
+shard starts from the configured budget again, so a shard's batches (and its scores) never
+depend on what happened to an earlier one. A test hook (``oom_hook``) lets CPU tests trigger
+the real exception type.
+
+Determinism: the token budgets are functions of the GPU's total memory and the models (not
+of the memory that happens to be free), so a restarted runtime, or another GPU of the same
+model, plans exactly the same batches for a shard and computes bit-identical scores.
 
 Precision: weights and activations in ``dtype`` (bf16 on CUDA, fp32 on CPU by default);
 pooling sums, classifier and softmax in fp32 (the models' pooling helpers return fp32).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import queue
 import threading
@@ -86,6 +94,19 @@ class RunOutput:
     esm2_tokens: int
     dnabert_tokens: int
     seconds: float
+    started_at: float  # wall clock (Unix s) when the first batch went to the device
+    finished_at: float
+    oom_retries: int
+    peak_memory_bytes: int | None
+
+
+@dataclass
+class _Budgets:
+    """One run's token budgets: the engine's, halved for the rest of the shard on OOM."""
+
+    esm2: int
+    dnabert: int
+    oom_retries: int = 0
 
 
 @dataclass
@@ -131,10 +152,25 @@ class Engine:
         self.models = models
         self.device = models.device
         self.esm2_budget = esm2_budget or default_esm2_budget(models)
-        self.dnabert_budget = dnabert_budget or default_dnabert_budget(self.device, self.esm2_budget)
+        self.dnabert_budget = dnabert_budget or default_dnabert_budget(models, self.esm2_budget)
         self.oom_hook = oom_hook
         self.on_log: Callable[[str, str], None] = lambda level, message: log.log(getattr(logging, level.upper()), message)
         self.queue_depth = 4
+
+    def numerics(self, inductor_deterministic: bool) -> dict:
+        """Everything that decides this engine's arithmetic (the protocol's ``numerics``):
+        two engines with the same numerics score a shard bit-identically. ``id`` digests it."""
+        fields = {
+            "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+            "torch": torch.__version__,
+            "precision": self.models.precision(),
+            "esm2_token_budget": self.esm2_budget,
+            "dnabert_token_budget": self.dnabert_budget,
+            "compile_esm2": self.models.esm2_packed_forward is not None,
+            "compile_dnabert": self.models.dnabert_padded_embed is not None,
+            "inductor_deterministic": inductor_deterministic,
+        }
+        return {"id": hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16], **fields}
 
     @torch.inference_mode()
     def warm_up(self) -> None:
@@ -175,9 +211,13 @@ class Engine:
         cancel: threading.Event | None = None,
     ) -> RunOutput:
         started = time.perf_counter()
+        started_at = time.time()
         n = len(prepared)
         progress = progress or Progress(frames_total=n)
         cancel = cancel or threading.Event()
+        budgets = _Budgets(self.esm2_budget, self.dnabert_budget)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         dnabert_out = torch.empty(n, DNABERT_WIDTH, dtype=torch.float32, device=self.device)
         esm2_out = torch.empty(n, ESM2_WIDTH, dtype=torch.float32, device=self.device)
 
@@ -199,9 +239,9 @@ class Engine:
                     raise RunCancelled(f"run of {prepared.path} cancelled")
                 kind, batch = item
                 if kind == "dnabert":
-                    self._dnabert_batch(prepared, batch, dnabert_out)
+                    self._dnabert_batch(prepared, batch, dnabert_out, budgets)
                 else:
-                    self._esm2_batch(prepared, batch, esm2_out, progress)
+                    self._esm2_batch(prepared, batch, esm2_out, progress, budgets)
             scores = self._classify(dnabert_out, esm2_out)
             host = [scores] + ([dnabert_out, esm2_out] if embeddings else [])
             host = [t.to("cpu", non_blocking=self.device.type == "cuda") for t in host]
@@ -222,6 +262,10 @@ class Engine:
             esm2_tokens=int(prepared.esm2_tokens.lengths.sum()),
             dnabert_tokens=int(prepared.dnabert_tokens.lengths.sum()),
             seconds=time.perf_counter() - started,
+            started_at=started_at,
+            finished_at=time.time(),
+            oom_retries=budgets.oom_retries,
+            peak_memory_bytes=int(torch.cuda.max_memory_reserved(self.device)) if self.device.type == "cuda" else None,
         )
 
     def _produce(self, prepared: PreparedShard, work, batches: queue.Queue, stop: threading.Event) -> None:
@@ -238,7 +282,7 @@ class Engine:
         except BaseException as exc:  # handed to the consumer, which re-raises it
             _put_unless_stopped(batches, exc, stop)
 
-    def _esm2_batch(self, prepared: PreparedShard, batch: packing.PackedBatch, out: torch.Tensor, progress: Progress) -> None:
+    def _esm2_batch(self, prepared: PreparedShard, batch: packing.PackedBatch, out: torch.Tensor, progress: Progress, budgets: _Budgets) -> None:
         try:
             if self.oom_hook:
                 self.oom_hook("esm2", batch.n_tokens)
@@ -248,14 +292,14 @@ class Engine:
             pooled = self.models.embed_proteins_packed(tokens, cu_seqlens, batch.max_seqlen)
             out.index_copy_(0, rows, pooled)
         except torch.OutOfMemoryError:
-            self.esm2_budget = self._halve_after_oom("esm2", batch, self.esm2_budget)
-            for rows in packing.plan_packed(prepared.esm2_tokens.lengths[batch.rows.numpy()], self.esm2_budget):
+            budgets.esm2 = self._halve_after_oom("esm2", batch, budgets.esm2, budgets)
+            for rows in packing.plan_packed(prepared.esm2_tokens.lengths[batch.rows.numpy()], budgets.esm2):
                 sub = packing.assemble_packed(prepared.esm2_tokens, batch.rows.numpy()[rows], pin=False)
-                self._esm2_batch(prepared, sub, out, progress)
+                self._esm2_batch(prepared, sub, out, progress, budgets)
             return
         progress.batch_launched(len(batch.rows), batch.n_tokens, self.device)
 
-    def _dnabert_batch(self, prepared: PreparedShard, batch: packing.PaddedBatch, out: torch.Tensor) -> None:
+    def _dnabert_batch(self, prepared: PreparedShard, batch: packing.PaddedBatch, out: torch.Tensor, budgets: _Budgets) -> None:
         try:
             if self.oom_hook:
                 self.oom_hook("dnabert", int(batch.input_ids.numel()))
@@ -265,21 +309,22 @@ class Engine:
             pooled = self.models.embed_nucleotides_padded(input_ids, lengths)
             out.index_copy_(0, rows, pooled)
         except torch.OutOfMemoryError:
-            self.dnabert_budget = self._halve_after_oom("dnabert", batch, self.dnabert_budget)
-            for rows in packing.plan_padded(prepared.dnabert_tokens.lengths[batch.rows.numpy()], self.dnabert_budget):
+            budgets.dnabert = self._halve_after_oom("dnabert", batch, budgets.dnabert, budgets)
+            for rows in packing.plan_padded(prepared.dnabert_tokens.lengths[batch.rows.numpy()], budgets.dnabert):
                 sub = packing.assemble_padded(
                     prepared.dnabert_tokens, batch.rows.numpy()[rows], self.models.dnabert_pad_id, pin=False
                 )
-                self._dnabert_batch(prepared, sub, out)
+                self._dnabert_batch(prepared, sub, out, budgets)
 
-    def _halve_after_oom(self, model: str, batch, budget: int) -> int:
+    def _halve_after_oom(self, model: str, batch, budget: int, budgets: _Budgets) -> int:
         if len(batch.rows) == 1:
             raise EngineOOM(f"{model}: out of memory on a single sequence of {batch.n_tokens} tokens")
         size = batch.n_tokens if model == "esm2" else int(batch.input_ids.numel())
         new_budget = max(1, min(budget, size) // 2)
+        budgets.oom_retries += 1
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        self.on_log("warning", f"{model}: out of memory on a batch of {size} tokens; token budget {budget} -> {new_budget}, retrying the same rows")
+        self.on_log("warning", f"{model}: out of memory on a batch of {size} tokens; token budget {budget} -> {new_budget} for the rest of this shard, retrying the same rows")
         return new_budget
 
     # --- 3. classifier -----------------------------------------------------------------
@@ -303,12 +348,24 @@ def _put_unless_stopped(target: queue.Queue, item, stop: threading.Event) -> boo
     return False
 
 
+# Share of a GPU's total memory the runtime plans to use: the rest is left to the CUDA
+# context, cuBLAS workspaces and the allocator's rounding.
+CUDA_USABLE_FRACTION = 0.92
+
+
+def activation_memory_bytes(models: LoadedModels) -> int:
+    """Memory for the batches' activations: the device's usable total less the resident
+    weights. Derived from the GPU model and the models, never from the memory free at load
+    time, so it is the same for every runtime on that GPU model (see Determinism above)."""
+    total = torch.cuda.get_device_properties(models.device).total_memory
+    return max(0, int(total * CUDA_USABLE_FRACTION) - models.weight_bytes())
+
+
 def default_esm2_budget(models: LoadedModels) -> int:
     if models.device.type != "cuda":
         return DEFAULT_CPU_ESM2_BUDGET
-    free, _total = torch.cuda.mem_get_info(models.device)
     per_token = esm2_bytes_per_token(models.esm2_hidden, models.esm2_ffn, models.dtype.itemsize)
-    fits = int(free * CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS) // per_token
+    fits = int(activation_memory_bytes(models) * CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS) // per_token
     return max(1024, min(MAX_CUDA_ESM2_BUDGET, fits))
 
 
@@ -322,15 +379,14 @@ def dnabert_bytes_per_token(hidden: int = DNABERT_WIDTH, intermediate: int = 307
     return (8 * hidden + 4 * intermediate + heads * width) * 4
 
 
-def default_dnabert_budget(device: torch.device, esm2_budget: int) -> int:
+def default_dnabert_budget(models: LoadedModels, esm2_budget: int) -> int:
     """4x the ESM-2 budget (a DNABERT-S token is ~1/20 of the work), capped by the share of
-    free memory ESM-2's budget also gets: the two models' batches never overlap in time."""
-    if device.type != "cuda":
+    activation memory ESM-2's budget also gets: the two models' batches never overlap in time."""
+    if models.device.type != "cuda":
         return DEFAULT_CPU_DNABERT_BUDGET
-    free, _total = torch.cuda.mem_get_info(device)
-    return dnabert_budget_for(free, esm2_budget)
+    return dnabert_budget_for(activation_memory_bytes(models), esm2_budget)
 
 
-def dnabert_budget_for(free_bytes: int, esm2_budget: int) -> int:
-    fits = int(free_bytes * CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS) // dnabert_bytes_per_token()
+def dnabert_budget_for(activation_bytes: int, esm2_budget: int) -> int:
+    fits = int(activation_bytes * CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS) // dnabert_bytes_per_token()
     return max(4096, min(4 * esm2_budget, fits))

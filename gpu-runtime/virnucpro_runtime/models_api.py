@@ -8,9 +8,7 @@ paths (or synthetic checkpoints) for ``serve``'s ``load`` request.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -80,6 +78,11 @@ class LoadedModels:
     def dnabert_pad_id(self) -> int:
         return self.dna_tokenizer.pad_id
 
+    def weight_bytes(self) -> int:
+        """Device memory the three models hold."""
+        modules = (self.esm2, self.dnabert, self.classifier)
+        return sum(t.numel() * t.element_size() for m in modules for t in [*m.parameters(), *m.buffers()])
+
     def tokenize_proteins(self, proteins: list[str]) -> TokenizedSet:
         flat, cu_seqlens = tokenizers.esm_encode_packed(proteins)
         return TokenizedSet(flat=flat, offsets=cu_seqlens.astype(np.int64))
@@ -122,9 +125,11 @@ def load_models(
     dnabert: str | None = None,
     classifier: str | None = None,
     synthetic: str | None = None,
+    cache=None,
 ) -> LoadedModels:
     """Load from explicit paths; with ``synthetic`` ("tiny"/"full"), random-weight
-    checkpoints in the real formats fill in whatever path was not given."""
+    checkpoints in the real formats (written once to the state directory) fill in whatever
+    path was not given. ``cache``: a weights_cache.WeightsCache for the embedding models."""
     from . import weights
     from .models.classifier import load_classifier
 
@@ -132,14 +137,14 @@ def load_models(
     if synthetic is not None:
         from . import synthetic as synthetic_mod
 
-        generated = synthetic_mod.write_checkpoints(synthetic, Path(tempfile.mkdtemp(prefix=f"virnucpro-synthetic-{synthetic}-")))
+        generated = synthetic_mod.cached_checkpoints(synthetic)
         paths = {name: paths[name] or str(generated[name]) for name in paths}
     missing = [name for name, path in paths.items() if path is None]
     if missing:
         raise WeightsUnavailable(f"no weights given for {', '.join(missing)} (pass paths, or synthetic='tiny'|'full')")
     try:
-        esm2_model = weights.load_esm2(paths["esm2"], device, dtype)
-        dnabert_model, dna_tokenizer = weights.load_dnabert_s(paths["dnabert"], device, torch.float32)
+        esm2_model = weights.load_esm2(paths["esm2"], device, dtype, cache=cache)
+        dnabert_model, dna_tokenizer = weights.load_dnabert_s(paths["dnabert"], device, torch.float32, cache=cache)
         classifier_model = load_classifier(paths["classifier"], device)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise WeightsUnavailable(str(exc)) from exc

@@ -1,16 +1,27 @@
 """The runtime protocol (docs/runtime-protocol.md): JSON lines between the GPU activity and
-this process. Every message carries ``"v": 1``. Requests are validated here with explicit
-checks so that a malformed line gets an error reply naming the problem instead of a crash.
+this process. Every message carries ``"v": 1``.
+
+The messages are declared once, in TypeScript (activities/gpu/protocol.ts); this module
+reads their JSON Schema export, ``protocol.schema.json`` beside it, and validates every
+request against it, so that a malformed line gets an error reply naming the problem instead
+of a crash, and the two sides cannot drift apart (both are tested on one fixture,
+test/fixtures/protocol/requests.json).
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
-VERSION = 1
-
-ERROR_TYPES = ("bad_request", "not_loaded", "input", "weights", "oom", "cancelled", "internal")
+SCHEMA: dict[str, Any] = json.loads(Path(__file__).with_name("protocol.schema.json").read_text())
+VERSION: int = SCHEMA["version"]
+ERROR_TYPES: tuple[str, ...] = tuple(SCHEMA["error_types"])
+OPS: tuple[str, ...] = tuple(SCHEMA["requests"])
+PROGRESS_FIELDS: tuple[str, ...] = tuple(
+    name for name in SCHEMA["events"]["progress"]["properties"] if name not in ("v", "event", "id")
+)
 
 
 class ProtocolError(Exception):
@@ -28,49 +39,6 @@ class Request:
     id: str
     op: str
     args: dict[str, Any]
-
-
-def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda value: value is None or check(value)
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str) and value != ""
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _one_of(*choices: str) -> Callable[[Any], bool]:
-    return lambda value: value in choices
-
-
-# op -> {arg: (required, check, description used in error messages)}
-_ARG_SPECS: dict[str, dict[str, tuple[bool, Callable[[Any], bool], str]]] = {
-    "health": {},
-    "load": {
-        "esm2": (False, _optional(_is_str), "a path or null"),
-        "dnabert": (False, _optional(_is_str), "a path or null"),
-        "classifier": (False, _optional(_is_str), "a path or null"),
-        "synthetic": (False, _optional(_one_of("tiny", "full")), 'null, "tiny" or "full"'),
-        "dtype": (False, _optional(_one_of("bfloat16", "float32")), '"bfloat16" or "float32"'),
-        "token_budget": (False, _optional(_is_positive_int), "a positive integer or null"),
-    },
-    "run": {
-        "shard": (True, _is_str, "a path"),
-        "out": (True, _is_str, "a path"),
-        "embeddings": (False, _is_bool, "a boolean"),
-    },
-    "cancel": {"target": (True, _is_str, "the id of a run request")},
-    "shutdown": {},
-}
-
-OPS = tuple(_ARG_SPECS)
 
 
 def parse_request(line: str) -> Request:
@@ -96,29 +64,85 @@ def _validate(message: dict[str, Any]) -> Request:
     if message.get("v") != VERSION:
         raise ProtocolError("bad_request", f"unsupported protocol version {message.get('v')!r}; this runtime speaks v={VERSION}")
     request_id = message.get("id")
-    if not _is_str(request_id):
+    if not isinstance(request_id, str) or not request_id:
         raise ProtocolError("bad_request", "'id' must be a non-empty string")
     op = message.get("op")
-    if op not in _ARG_SPECS:
+    if op not in OPS:
         raise ProtocolError("bad_request", f"unknown op {op!r}; expected one of {', '.join(OPS)}")
     args = message.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError("bad_request", f"'args' of {op} must be an object")
-    spec = _ARG_SPECS[op]
-    unknown = sorted(set(args) - set(spec))
+    spec = SCHEMA["requests"][op]
+    known = spec.get("properties", {})
+    unknown = sorted(set(args) - set(known))
     if unknown:
         raise ProtocolError("bad_request", f"unknown argument(s) for {op}: {', '.join(unknown)}")
-    for name, (required, check, description) in spec.items():
+    for name in spec.get("required", []):
         if name not in args:
-            if required:
-                raise ProtocolError("bad_request", f"{op} needs argument '{name}' ({description})")
-            continue
-        if not check(args[name]):
-            raise ProtocolError("bad_request", f"{op}.{name} must be {description}, got {args[name]!r}")
+            raise ProtocolError("bad_request", f"{op} needs argument '{name}' ({_describe(known[name])})")
+    for name, value in args.items():
+        if not conforms(known[name], value):
+            raise ProtocolError("bad_request", f"{op}.{name} must be {_describe(known[name])}, got {value!r}")
     extra = sorted(set(message) - {"v", "id", "op", "args"})
     if extra:
         raise ProtocolError("bad_request", f"unknown field(s) in request: {', '.join(extra)}")
     return Request(id=request_id, op=op, args=dict(args))
+
+
+def _describe(schema: dict[str, Any]) -> str:
+    return schema.get("description") or json.dumps({k: v for k, v in schema.items() if k != "default"})
+
+
+_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "null": lambda v: v is None,
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+}
+
+
+def conforms(schema: dict[str, Any], value: Any) -> bool:
+    """Whether ``value`` satisfies ``schema``: the JSON Schema subset zod exports for the
+    protocol (type, anyOf, enum, const, bounds, pattern, properties, required, items)."""
+    if "anyOf" in schema:
+        return any(conforms(option, value) for option in schema["anyOf"])
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind] if kind is not None else []
+    if kinds and not any(_TYPES[k](value) for k in kinds):
+        return False
+    if "const" in schema and value != schema["const"]:
+        return False
+    if "enum" in schema and value not in schema["enum"]:
+        return False
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            return False
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            return False
+    if _TYPES["number"](value):
+        if "minimum" in schema and value < schema["minimum"]:
+            return False
+        if "maximum" in schema and value > schema["maximum"]:
+            return False
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            return False
+    if isinstance(value, dict) and "object" in kinds:
+        properties = schema.get("properties", {})
+        if any(name not in value for name in schema.get("required", [])):
+            return False
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            if name in properties:
+                if not conforms(properties[name], item):
+                    return False
+            elif extra is False or (isinstance(extra, dict) and not conforms(extra, item)):
+                return False
+    if isinstance(value, list) and "items" in schema:
+        return all(conforms(schema["items"], item) for item in value)
+    return True
 
 
 def ok_reply(request_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -130,10 +154,6 @@ def error_reply(request_id: str | None, type_: str, message: str) -> dict[str, A
     return {"v": VERSION, "id": request_id, "ok": False, "error": {"type": type_, "message": message}}
 
 
-PROGRESS_FIELDS = ("frames_done", "frames_total", "tokens_per_s", "frames_per_s",
-                   "gpu_memory_bytes", "gpu_utilization", "elapsed_s")
-
-
 def progress_event(run_id: str, **fields: Any) -> dict[str, Any]:
     missing = [name for name in PROGRESS_FIELDS if name not in fields]
     assert not missing and set(fields) == set(PROGRESS_FIELDS), f"progress fields: missing {missing}"
@@ -141,7 +161,7 @@ def progress_event(run_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def log_event(level: str, message: str) -> dict[str, Any]:
-    assert level in ("debug", "info", "warning", "error"), level
+    assert level in SCHEMA["events"]["log"]["properties"]["level"]["enum"], level
     return {"v": VERSION, "event": "log", "level": level, "message": message}
 
 

@@ -8,7 +8,8 @@ Threads:
   once, so they never wait behind a long run;
 - one worker executes ``load`` and ``run`` jobs in arrival order; while it computes a
   shard, the next queued shard is read and tokenised on a prefetch thread;
-- a reporter emits a ``progress`` event every ``progress_interval_s`` while a run is active.
+- a reporter emits a ``progress`` event every ``progress_interval_s`` while a run is active
+  (and a debug ``log`` event while a load is, so the activity can tell a hang from a load).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from . import engine as engine_mod
 from . import protocol, shards, tuning
 from .models_api import WeightsUnavailable, load_models
 from .telemetry import DeviceMonitor
+from .weights_cache import CacheCorrupt, WeightsCache
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Server:
         self.progress_interval_s = progress_interval_s
         self.monitor = DeviceMonitor(self.device)
         self.engine: engine_mod.Engine | None = None
+        self._numerics_id = ""
         self._write_lock = threading.Lock()
         self._jobs: deque[Job] = deque()
         self._jobs_changed = threading.Condition()
@@ -172,9 +175,10 @@ class Server:
 
     def _load(self, args: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
-        default_dtype = "bfloat16" if self.device.type == "cuda" else "float32"
-        dtype = getattr(torch, args.get("dtype") or default_dtype)
+        cuda = self.device.type == "cuda"
+        dtype = getattr(torch, args.get("dtype") or ("bfloat16" if cuda else "float32"))
         self.engine = None
+        cache = WeightsCache()
         models = load_models(
             self.device,
             dtype,
@@ -182,26 +186,40 @@ class Server:
             dnabert=args.get("dnabert"),
             classifier=args.get("classifier"),
             synthetic=args.get("synthetic"),
+            cache=cache,
         )
-        compiled = self.device.type == "cuda" and os.environ.get("VIRNUCPRO_COMPILE", "1") != "0"
-        if compiled:
-            from .compiled import enable_compiled_dnabert, enable_compiled_esm2
+        weights_done = time.perf_counter()
+        # The compiled paths need CUDA. ESM-2's is the default there; DNABERT-S's is opt-in: on
+        # the H200 it was 1.34x faster alone, but shards with new batch shapes lost ~12 s each
+        # (suspected recompiles; bench/README.md).
+        compile_esm2 = cuda and args.get("compile_esm2") is not False
+        compile_dnabert = cuda and args.get("compile_dnabert") is True
+        deterministic = False
+        if compile_esm2 or compile_dnabert:
+            from .compiled import enable_compiled_dnabert, enable_compiled_esm2, inductor_deterministic_available
 
-            enable_compiled_esm2(models)
-            # Opt-in: on the H200 the compiled DNABERT-S embed was 1.34x faster alone, but
-            # shards with new batch shapes lost ~12 s each (suspected recompiles; bench/README.md).
-            if os.environ.get("VIRNUCPRO_COMPILE_DNABERT") == "1":
+            deterministic = inductor_deterministic_available()
+            if compile_esm2:
+                enable_compiled_esm2(models)
+            if compile_dnabert:
                 enable_compiled_dnabert(models)
         budget = args.get("token_budget") or tuning.tuned_budget(self.device, models)
-        engine = engine_mod.Engine(models, esm2_budget=budget)
+        engine = engine_mod.Engine(models, esm2_budget=budget, dnabert_budget=args.get("dnabert_token_budget"))
         engine.on_log = self.log_event
-        engine.warm_up()
+        engine.warm_up()  # compiles (or loads the compiled kernels from the state directory)
+        warm = time.perf_counter()
+        try:
+            cache.wait()
+        except CacheCorrupt as exc:
+            raise WeightsUnavailable(str(exc)) from exc
         self.engine = engine
+        numerics = engine.numerics(deterministic)
+        self._numerics_id = numerics["id"]
         return {
-            "models": models.describe(),
+            "models": {**models.describe(), "from_cache": cache.hits},
             "seconds": round(time.perf_counter() - started, 3),
-            "token_budget": engine.esm2_budget,
-            "compiled": {"esm2": compiled, "dnabert": models.dnabert_padded_embed is not None},
+            "numerics": numerics,
+            "phases": {"weights_s": round(weights_done - started, 3), "compile_and_warm_up_s": round(warm - weights_done, 3)},
         }
 
     def _run(self, job: Job) -> dict[str, Any]:
@@ -224,6 +242,11 @@ class Server:
             "seconds": round(output.seconds + prepared.prepare_seconds, 3),
             "esm2_tokens": output.esm2_tokens,
             "dnabert_tokens": output.dnabert_tokens,
+            "started_at": round(output.started_at, 3),
+            "finished_at": round(output.finished_at, 3),
+            "oom_retries": output.oom_retries,
+            "peak_memory_bytes": output.peak_memory_bytes,
+            "numerics": self._numerics_id,
         }
 
     # --- progress reporter -------------------------------------------------------------
@@ -236,6 +259,9 @@ class Server:
                 job, progress = self._active, self._active_progress
             if job is not None and progress is not None:
                 self._send_progress(job.request.id, progress)
+            elif job is not None and job.request.op == "load":
+                # Loading takes tens of seconds; the activity's stall watchdog hears we are alive.
+                self.send(protocol.log_event("debug", "loading models"))
 
     def _send_progress(self, run_id: str, progress: engine_mod.Progress) -> None:
         frames, tokens, elapsed = progress.snapshot()

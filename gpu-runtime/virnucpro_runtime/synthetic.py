@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -273,21 +275,59 @@ def calibrate_(classifier: MLPClassifier, x: torch.Tensor) -> MLPClassifier:
     return classifier
 
 
+def checkpoint_paths(kind: str, directory: str | Path) -> dict[str, Path]:
+    """Where `write_checkpoints` puts the checkpoints of `kind` inside `directory`."""
+    directory = Path(directory)
+    return {
+        "esm2": directory / f"esm2_synthetic_{kind}.pt",
+        "dnabert": directory / f"dnabert_s_synthetic_{kind}",
+        "classifier": directory / "classifier_synthetic.pth",
+    }
+
+
 def write_checkpoints(kind: str, directory: str | Path, device: str | torch.device = "cpu") -> dict[str, Path]:
     """Write the three synthetic checkpoints of `kind` into `directory` (created); the
     classifier is calibrated by running the embedding models on `device`."""
     if kind not in KINDS:
         raise ValueError(f"unknown synthetic kind {kind!r}; expected one of {sorted(KINDS)}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    paths = checkpoint_paths(kind, directory)
+    Path(directory).mkdir(parents=True, exist_ok=True)
     esm2 = build_esm2(kind)
     dnabert = build_dnabert_s(kind)
     dna_tokenizer = build_dna_tokenizer(KINDS[kind]["dnabert"].vocab_size)
-    paths = {
-        "esm2": write_esm2_fair_esm(esm2, directory / f"esm2_synthetic_{kind}.pt"),
-        "dnabert": write_dnabert_hf(dnabert, dna_tokenizer, directory / f"dnabert_s_synthetic_{kind}"),
-    }
+    write_esm2_fair_esm(esm2, paths["esm2"])
+    write_dnabert_hf(dnabert, dna_tokenizer, paths["dnabert"])
     classifier = calibrated_classifier(esm2.to(device), dnabert.to(device), DnaTokenizer(dna_tokenizer))
-    paths["classifier"] = save_like_original(classifier, directory / "classifier_synthetic.pth")
+    save_like_original(classifier, paths["classifier"])
     return paths
+
+
+def cached_checkpoints(kind: str) -> dict[str, Path]:
+    """The synthetic checkpoints of `kind` in the state directory, written on first use (the
+    full kind takes about a minute: 2.8e9 seeded random numbers, a CPU calibration pass and
+    11 GB to write) and then reused by every later load, the way downloaded weights are.
+    Keyed by this module's and the models' code, so a change that alters them writes anew."""
+    from . import state
+    from .models import classifier as classifier_module, dnabert_s, esm2
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown synthetic kind {kind!r}; expected one of {sorted(KINDS)}")
+    digest = state.code_digest(sys.modules[__name__], esm2, dnabert_s, classifier_module)
+    directory = state.state_dir() / "synthetic" / f"{kind}-{digest}"
+    if not directory.is_dir():
+        with state.exclusive(directory.with_name(directory.name + ".lock")):
+            if not directory.is_dir():  # another runtime may have written it while we waited
+                staging = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+                shutil.rmtree(staging, ignore_errors=True)
+                write_checkpoints(kind, staging)
+                _fsync_tree(staging)
+                os.replace(staging, directory)
+    return checkpoint_paths(kind, directory)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
 

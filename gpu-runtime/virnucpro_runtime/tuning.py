@@ -1,24 +1,15 @@
-"""Per-GPU-model token budgets found by ``bench --tune``, kept in a small JSON file under
-the user's state directory (``$VIRNUCPRO_STATE_DIR`` or ``$XDG_STATE_HOME/virnucpro`` or
-``~/.local/state/virnucpro``), keyed by the device name so one file serves a mixed host.
+"""Per-GPU-model token budgets found by ``bench --tune``, kept in a small JSON file in the
+state directory (state.py), keyed by the device name so one file serves a mixed host.
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from .shards import write_bytes_atomically
-
-
-def state_dir() -> Path:
-    explicit = os.environ.get("VIRNUCPRO_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "virnucpro"
+from .state import state_dir
 
 
 def tuning_file() -> Path:

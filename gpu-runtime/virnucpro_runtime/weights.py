@@ -15,6 +15,8 @@ path is either a file or a directory:
   model.safetensors (keys with or without `bert.`) + tokenizer.json.
 Files are read without running pickled code (`weights_pickle`). A file of the wrong
 model or shape fails with a `CheckpointError` naming the file, the key and the shapes.
+With a `cache` (weights_cache.WeightsCache), the converted weights are written once to the
+state directory and taken from there on later loads.
 
 Cache look-up order: explicit path; Hugging Face hub cache ($HF_HUB_CACHE, else
 $HF_HOME/hub, else ~/.cache/huggingface/hub) `models--<org>--<name>/snapshots/*/`; for
@@ -26,12 +28,16 @@ otherwise `WeightsNotFound` says which file is missing and where to put it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import torch
+
+from .state import code_digest
 
 from .models.dnabert_s import DNABERTS, DNABERTSConfig
 from .models.esm2 import ESM2, ESM2Config
@@ -274,8 +280,51 @@ def _fair_esm_hyperparameters(checkpoint: dict) -> dict:
     return {}
 
 
-def load_esm2(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.float32) -> ESM2:
+def _source_files(path: Path) -> list[Path]:
+    """The files a checkpoint is read from: the file itself, or a directory's config and weights."""
+    if path.is_file():
+        return [path]
+    weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), None)
+    return [path / "config.json"] + ([weights] if weights else [])
+
+
+def _cached(cache, model_name: str, model_class, config_class, files: list[Path], device, dtype):
+    """The model from the converted-weights cache, or None."""
+    if cache is None:
+        return None
+    hit = cache.load(model_name, files, dtype, torch.device(device), _code_digest(model_class))
+    if hit is None:
+        return None
+    with torch.device("meta"):
+        model = model_class(config_class(**hit.config))
+    model.load_state_dict(hit.state, assign=True)
+    return model.eval()
+
+
+def _remember(cache, model_name: str, model, files: list[Path], dtype) -> None:
+    if cache is not None:
+        cache.store(model_name, files, dtype, _code_digest(type(model)), dataclasses.asdict(model.cfg), model.state_dict())
+
+
+def _code_digest(model_class) -> str:
+    """The conversion is this module's code plus the model's layout."""
+    return code_digest(sys.modules[__name__], sys.modules[model_class.__module__])
+
+
+def load_esm2(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.float32, cache=None) -> ESM2:
+    """``cache``: a weights_cache.WeightsCache, to take the converted weights from it (or
+    convert once and put them there)."""
     path = resolve_esm2(path)
+    files = _source_files(path)
+    model = _cached(cache, "esm2", ESM2, ESM2Config, files, device, dtype)
+    if model is not None:
+        return model
+    model = _read_esm2(path, device, dtype)
+    _remember(cache, "esm2", model, files, dtype)
+    return model
+
+
+def _read_esm2(path: Path, device, dtype: torch.dtype) -> ESM2:
     if path.is_dir():
         config = _read_config(path)
         if config.get("emb_layer_norm_before") or config.get("position_embedding_type", "rotary") != "rotary":
@@ -338,10 +387,22 @@ _DNABERT_LAYER_PREFIXES = (
 )
 
 
-def load_dnabert_s(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.float32) -> tuple[DNABERTS, DnaTokenizer]:
+def load_dnabert_s(path: str | Path | None, device="cpu", dtype: torch.dtype = torch.float32, cache=None) -> tuple[DNABERTS, DnaTokenizer]:
     path = resolve_dnabert_s(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: DNABERT-S weights must be a model directory (config.json, weights, tokenizer.json)")
+    tokenizer_file = path / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise WeightsNotFound(f"{path}: tokenizer.json not found")
+    files = _source_files(path)
+    model = _cached(cache, "dnabert_s", DNABERTS, DNABERTSConfig, files, device, dtype)
+    if model is None:
+        model = _read_dnabert_s(path, device, dtype)
+        _remember(cache, "dnabert_s", model, files, dtype)
+    return model, DnaTokenizer.from_file(tokenizer_file)
+
+
+def _read_dnabert_s(path: Path, device, dtype: torch.dtype) -> DNABERTS:
     config = _read_config(path)
     source, raw = _read_hf_state(path)
     state = _dnabert_from_hf_names(raw)
@@ -357,8 +418,4 @@ def load_dnabert_s(path: str | Path | None, device="cpu", dtype: torch.dtype = t
         attn_dim=state["layers.0.wqkv.weight"].shape[0] // 3,
         layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
     )
-    tokenizer_file = path / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise WeightsNotFound(f"{path}: tokenizer.json not found")
-    model = _finish(DNABERTS, cfg, source, state, device, dtype, ignore=_DNABERT_IGNORED)
-    return model, DnaTokenizer.from_file(tokenizer_file)
+    return _finish(DNABERTS, cfg, source, state, device, dtype, ignore=_DNABERT_IGNORED)

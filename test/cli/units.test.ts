@@ -9,7 +9,8 @@ import { commonShape, parseCommand, UsageError, type CommandSpec } from '../../c
 import { loadSettings, runUiLink } from '../../cli/config';
 import { discoverDevices } from '../../cli/devices';
 import { predictSpec, runtimeDtype } from '../../cli/commands/predict-options';
-import { EtaEstimator, totals } from '../../cli/progress';
+import { EtaEstimator, progressLine, taskTotals } from '../../cli/progress';
+import { runView, type LiveTask } from '../../cli/live';
 import { canonicalJson, runIdFor } from '../../cli/runs';
 import type { ProgressReport } from '../../workflows/engine/messages';
 
@@ -126,25 +127,44 @@ describe('cli units', () => {
 
   describe('progress', () => {
     const beat = (details: Record<string, number>) => ({ process: 'embed', item: 0, device: 'h.gpu0', details, at: '' });
+    const step = (total: number | null, done: number, extra: Partial<ProgressReport['steps'][string]> = {}) => ({
+      total, pending: 0, running: 0, done, cached: 0, failed: 0, unitsTotal: null, unitsDone: 0, latestHeartbeat: null, ...extra,
+    });
+    const device = (state: 'active' | 'left', done: number, unitsDone: number) => ({
+      state, inFlight: 1, done, unitsDone, restarts: 0, meanTaskSeconds: 3, latestHeartbeat: beat({ frames_done: 1 }),
+    });
     const report: ProgressReport = {
       pipeline: 'p',
       state: 'running',
       steps: {
-        prepare: { total: 1, pending: 0, running: 0, done: 0, cached: 1, failed: 0, latestHeartbeat: null },
-        embed: { total: 10, pending: 4, running: 2, done: 4, cached: 0, failed: 0, latestHeartbeat: null },
-        write: { total: null, pending: 0, running: 0, done: 0, cached: 0, failed: 0, latestHeartbeat: null },
+        prepare: step(1, 0, { cached: 1 }),
+        embed: step(10, 4, { pending: 4, running: 2, unitsTotal: 1000, unitsDone: 400 }),
+        write: step(null, 0),
       },
-      devices: {
-        'h.gpu0': { state: 'active', inFlight: 1, done: 2, meanTaskSeconds: 3, latestHeartbeat: beat({ frames_done: 100, frames_per_s: 50 }) },
-        'h.gpu1': { state: 'active', inFlight: 1, done: 2, meanTaskSeconds: 3, latestHeartbeat: beat({ frames_done: 40, frames_per_s: 20 }) },
-        'h.gpu2': { state: 'left', inFlight: 0, done: 0, meanTaskSeconds: null, latestHeartbeat: beat({ frames_done: 7, frames_per_s: 9 }) },
-      },
+      devices: { 'h.gpu0': device('active', 2, 200), 'h.gpu1': device('active', 2, 200), 'h.gpu2': device('left', 0, 0) },
       outputs: null,
       error: null,
     };
+    const live = (device: string, phase: string, framesDone: number, framesPerSecond: number | null): LiveTask => ({
+      device, shard: '00004', phase, framesDone, framesTotal: 100, framesPerSecond, gpuUtilization: 0.97, gpuMemoryBytes: 2 ** 31, heartbeatAt: null, attempt: 1,
+    });
 
-    it('sums tasks over steps and throughput over active devices', () => {
-      assert.deepEqual(totals(report), { tasksDone: 5, tasksCached: 1, tasksTotal: 11, tasksRunning: 2, tasksFailed: 0, totalKnown: false, framesDone: 140, framesPerSecond: 70 });
+    it('sums tasks over steps', () => {
+      assert.deepEqual(taskTotals(report), { tasksDone: 5, tasksCached: 1, tasksTotal: 11, tasksRunning: 2, tasksFailed: 0, totalKnown: false });
+    });
+
+    it('adds each device\'s running shard to what it finished, and estimates the time left from the live rates', () => {
+      const view = runView(report, [live('h.gpu0', 'computing', 60, 50), live('h.gpu1', 'queued', 0, null), live('h.gpu1', 'computing', 40, 20)]);
+      assert.deepEqual(view.devices.map((d) => [d.id, d.framesDone, d.framesPerSecond, d.phase]), [
+        ['h.gpu0', 260, 50, 'computing'],
+        ['h.gpu1', 240, 20, 'computing'],
+        ['h.gpu2', 0, null, 'left'],
+      ]);
+      assert.equal(view.framesDone, 500);
+      assert.equal(view.framesTotal, 1000);
+      assert.equal(view.framesPerSecond, 70);
+      assert.ok(Math.abs(view.etaSeconds! - 500 / 70) < 1e-9);
+      assert.match(progressLine(report, view, undefined), /500\/1,000 frames, 70 frames\/s, ETA 7s \| gpu0 computing 50 fr\/s 97% 2\.0 GiB/);
     });
 
     it('estimates time left from the rate seen while watching', () => {

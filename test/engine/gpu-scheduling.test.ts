@@ -126,6 +126,32 @@ describe('engine: gpu scheduling', function () {
     assert.equal(progress.devices[FAST].done + progress.devices[SLOW].done, numbers.length);
   });
 
+  it('hands out a replaced worker\'s tasks again at once, without waiting for their heartbeat timeout', async () => {
+    const base = 50_000;
+    const numbers = [base, base + 1];
+    // Long heartbeat timeout: only the new session can explain a prompt restart.
+    const dag = gpuScatter('replaced', { ms: 6000 });
+    dag.processes[0].timeouts.heartbeatMs = 60_000;
+    const handle = await start(dag, numbers, {}, []);
+    await handle.signal(deviceJoinedSignal, { device: FAST, session: 'worker-1' });
+    const entriesOf = () => journal.filter((e) => e.item !== null && e.item >= base && e.item < base + numbers.length);
+    await waitUntil(() => entriesOf().some((e) => e.device === FAST));
+    const replacedAt = Date.now();
+    await handle.signal(deviceJoinedSignal, { device: FAST, session: 'worker-1' }); // a re-announcement changes nothing
+    await handle.signal(deviceJoinedSignal, { device: FAST, session: 'worker-2' });
+    const result = await handle.result();
+    assert.deepEqual(result.outputs.doubled, numbers.map((n) => 2 * n));
+    // Whichever task the old worker was running when the new one joined starts again promptly.
+    const running = entriesOf().find((e) => e.start <= replacedAt)!;
+    const again = entriesOf().filter((e) => e.item === running.item && e.start > replacedAt);
+    assert.equal(again.length, 1, `the running task started again on the new worker: ${JSON.stringify(entriesOf())}`);
+    assert.ok(again[0].start - replacedAt < 5000, `restarted ${again[0].start - replacedAt} ms after the new worker joined`);
+    assert.deepEqual(entriesOf().filter((e) => e.outcome === 'completed').map((e) => e.item).sort(), numbers, 'each task completed once');
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.devices[FAST].restarts, 1);
+    assert.equal(progress.steps.work.done, 2);
+  });
+
   it('moves the task of a device that stops heartbeating to the other device', async () => {
     const base = 20_000;
     // Enough work that the fast device is still busy when the hung task's heartbeat times out.

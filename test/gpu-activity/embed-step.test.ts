@@ -28,7 +28,7 @@ const embedOnly = definePipeline({
       resource: 'gpu',
       inputs: { shard: { from: 'inputs.shards', type: 'frames', mode: 'scatter' } },
       outputs: { result: 'shard.result' },
-      params: { synthetic: 'tiny', esm2: null, dnabert: null, classifier: null, dtype: 'float32', tokenBudget: null, embeddings: false },
+      params: { model: { synthetic: 'tiny', dtype: 'float32' }, weightFiles: [], embeddings: false },
       timeouts: { startToClose: '10m', heartbeat: '2m' },
     },
   },
@@ -83,5 +83,18 @@ describe('gpu activity: the embed step under Temporal (CPU runtime)', function (
     assert.equal(results[1].restarts, 1, 'the killed runtime was replaced and the shard rerun');
     assert.notEqual(runtimeFor(device).pid, killedPid);
     assert.equal(result.progress.steps.embed.failed, 0);
+    assert.equal(result.progress.steps.embed.unitsDone, 220, 'progress counts the frames of every shard');
+    assert.equal(result.progress.devices[device].unitsDone, 220);
+
+    // The interrupted shard's result is byte-identical to an uninterrupted run's.
+    const clean = await env.client.workflow.execute(runPipeline, {
+      taskQueue: cpuQueue(workers.prefix),
+      workflowId: `embed-step-clean-${Date.now()}`,
+      args: [{ dag: embedOnly, inputs: { shards: [shards[1]] }, workDir: path.join(dir, 'clean'), taskQueuePrefix: workers.prefix, devices: [device] }],
+    });
+    const uninterrupted = shardResult.parse((clean.outputs.results as unknown[])[0]);
+    assert.equal(uninterrupted.restarts, 0);
+    assert.equal(results[1].file.sha256, uninterrupted.file.sha256);
+    assert.equal(results[1].numerics, uninterrupted.numerics);
   });
 });

@@ -2,16 +2,17 @@
 // with tiny synthetic weights: load once, run shards, progress, cancel, bad input. (A runtime
 // killed mid-shard is covered through Temporal in embed-step.test.ts.)
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { LoadArgs, ProgressEvent } from '../../activities/gpu/protocol';
-import { ResidentRuntime } from '../../activities/gpu/resident-runtime';
+import { numericsDifferences, ResidentRuntime } from '../../activities/gpu/resident-runtime';
 import { RuntimeFailure } from '../../activities/gpu/runtime-process';
 import { readFrameScores } from '../../activities/outputs/tables';
 import { writeFrameShard } from './frames-fixture';
 
 const tiny: LoadArgs = { esm2: null, dnabert: null, classifier: null, synthetic: 'tiny', dtype: 'float32', token_budget: null };
+const scoresOnly = { embeddings: false };
 
 async function scores(file: string): Promise<number[]> {
   const out: number[] = [];
@@ -24,9 +25,12 @@ describe('gpu activity: resident runtime on CPU', function () {
   let dir: string;
   let runtime: ResidentRuntime;
 
+  let stateDir: string;
+
   before(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'virnucpro-runtime-'));
-    runtime = new ResidentRuntime('test.gpu0', { kind: 'cpu', progressIntervalS: 0.2 });
+    stateDir = path.join(dir, 'state');
+    runtime = new ResidentRuntime('test.gpu0', { kind: 'cpu', progressIntervalS: 0.2, stateDir });
   });
   after(async () => {
     await runtime.shutdown();
@@ -36,7 +40,7 @@ describe('gpu activity: resident runtime on CPU', function () {
   it('loads once, scores shards with progress, and gives the same scores for the same shard', async () => {
     const shard = await writeFrameShard(path.join(dir, 'frames-00000.arrow'), 24);
     const progress: ProgressEvent[] = [];
-    const first = await runtime.run(tiny, { shard: shard.path, out: path.join(dir, 'a.arrow'), embeddings: false }, { onProgress: (e) => progress.push(e) });
+    const first = await runtime.run(tiny, { shard: shard.path, out: path.join(dir, 'a.arrow'), ...scoresOnly }, { onProgress: (e) => progress.push(e) });
     assert.equal(first.frames, 24);
     assert.ok(progress.length > 0, 'progress events arrive while the shard runs');
     assert.ok(progress.every((e) => e.frames_total === 24 && e.frames_done <= 24));
@@ -48,6 +52,56 @@ describe('gpu activity: resident runtime on CPU', function () {
     const values = await scores(first.out);
     assert.equal(values.length, 48);
     assert.ok(values.every((v) => v >= 0 && v <= 1));
+  });
+
+  it('queues a second shard in the runtime while the first computes, and scores both', async () => {
+    const [a, b] = [await writeFrameShard(path.join(dir, 'frames-00010.arrow'), 150, 7), await writeFrameShard(path.join(dir, 'frames-00011.arrow'), 30, 8)];
+    const phases: string[] = [];
+    const [first, second] = await Promise.all([
+      runtime.run(tiny, { shard: a.path, out: path.join(dir, 'q1.arrow'), ...scoresOnly }),
+      runtime.run(tiny, { shard: b.path, out: path.join(dir, 'q2.arrow'), ...scoresOnly }, { onWaiting: (phase) => phases.push(phase) }),
+    ]);
+    assert.deepEqual([first.frames, second.frames], [150, 30]);
+    assert.ok(second.started_at >= first.finished_at - 0.01, 'the runtime computes one shard at a time');
+    assert.equal(runtime.starts, 1);
+  });
+
+  it('restarts a killed runtime with the numerics of the one it replaces: the same bytes come out', async () => {
+    const shard = await writeFrameShard(path.join(dir, 'frames-00020.arrow'), 400, 9);
+    const clean = await runtime.run(tiny, { shard: shard.path, out: path.join(dir, 'clean.arrow'), ...scoresOnly });
+    const pinned = runtime.numericsOf(tiny)!;
+    assert.equal(clean.numerics, pinned.id);
+    // A budget tuned meanwhile would give a fresh runtime other batches (and other low bits)...
+    writeFileSync(path.join(stateDir, 'token-budgets.json'), JSON.stringify({ 'cpu|float32': { esm2_token_budget: 333, esm2_shape: [1, 2560] } }));
+    const fresh = new ResidentRuntime('test.gpu9', { kind: 'cpu', stateDir });
+    try {
+      assert.equal((await fresh.preload(tiny)).numerics.esm2_token_budget, 333);
+    } finally {
+      await fresh.shutdown();
+    }
+    // ...but a replacement plans with the pinned budgets.
+    let killed = false;
+    const interrupted = await runtime.run(tiny, { shard: shard.path, out: path.join(dir, 'interrupted.arrow'), ...scoresOnly }, {
+      onProgress: (event) => {
+        if (!killed && event.frames_done > 0 && event.frames_done < 200) {
+          killed = true;
+          process.kill(runtime.pid!, 'SIGKILL');
+        }
+      },
+    });
+    assert.ok(killed, 'the runtime was killed mid-shard');
+    assert.equal(interrupted.restarts, 1);
+    assert.equal(interrupted.numerics, pinned.id);
+    assert.equal(interrupted.sha256, clean.sha256, 'the rerun shard is byte-identical');
+    rmSync(path.join(stateDir, 'token-budgets.json'));
+  });
+
+  it('names the numerics that differ', () => {
+    const base = { id: '0'.repeat(16), device_name: 'cpu', torch: '2', precision: { esm2: 'float32' }, esm2_token_budget: 4096, dnabert_token_budget: 8192, compile_esm2: false, compile_dnabert: false, inductor_deterministic: false };
+    assert.deepEqual(numericsDifferences(base, { ...base, id: '1'.repeat(16), esm2_token_budget: 2048, precision: { esm2: 'bfloat16' } }), [
+      'precision: {"esm2":"float32"} -> {"esm2":"bfloat16"}',
+      'esm2_token_budget: 4096 -> 2048',
+    ]);
   });
 
   it('turns an abort into a protocol cancel', async () => {

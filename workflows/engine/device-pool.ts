@@ -26,6 +26,8 @@ import type { ProgressTracker } from './progress';
 interface GpuTask {
   spec: ProcessSpec;
   task: StepTask;
+  /** Work in the task (rows of its scattered file: frames), for progress. */
+  units: number;
   /** Failed attempts so far (moves made by the pool itself do not count). */
   failures: number;
   /** Devices this task failed on: tried last. */
@@ -35,7 +37,7 @@ interface GpuTask {
   reject(error: unknown): void;
 }
 
-type WithdrawReason = 'moved' | 'device stalled' | 'device left';
+type WithdrawReason = 'moved' | 'device stalled' | 'device left' | 'worker replaced';
 
 interface Dispatch {
   task: GpuTask;
@@ -48,6 +50,8 @@ interface Dispatch {
 
 interface Device {
   id: string;
+  /** The worker process serving it, as its announcements name it (absent from older workers). */
+  session: string | undefined;
   state: 'active' | 'stalled' | 'left';
   stalledUntil: number;
   inFlight: Dispatch[];
@@ -78,14 +82,22 @@ export class DevicePool {
     private readonly progress: ProgressTracker,
   ) {}
 
-  join(id: string): void {
+  join(id: string, session?: string): void {
     const existing = this.devices.get(id);
     if (existing) {
       // A re-announced device (e.g. its runtime restarted after a stall) is trusted again.
       existing.state = 'active';
       existing.stalledUntil = 0;
+      if (session !== undefined && existing.session !== undefined && session !== existing.session) {
+        // A new worker serves the device: the old one is gone with the tasks it held, which
+        // would otherwise wait out their heartbeat timeout. They go to the front of the line.
+        this.progress.device(id).restarts += 1;
+        // Newest first: each goes to the front, so the running one ends up first again.
+        for (const dispatch of [...existing.inFlight].reverse()) this.withdraw(dispatch, 'worker replaced');
+      }
+      existing.session = session ?? existing.session;
     } else {
-      this.devices.set(id, { id, state: 'active', stalledUntil: 0, inFlight: [], done: 0, timed: 0, busyMs: 0 });
+      this.devices.set(id, { id, session, state: 'active', stalledUntil: 0, inFlight: [], done: 0, timed: 0, busyMs: 0 });
     }
     this.progress.device(id).state = 'active';
     this.pump();
@@ -100,9 +112,9 @@ export class DevicePool {
     this.pump();
   }
 
-  submit(spec: ProcessSpec, task: StepTask): Promise<StepResult> {
+  submit(spec: ProcessSpec, task: StepTask, units: number): Promise<StepResult> {
     return new Promise<StepResult>((resolve, reject) => {
-      this.waiting.push({ spec, task, failures: 0, avoid: [], lastError: null, resolve, reject });
+      this.waiting.push({ spec, task, units, failures: 0, avoid: [], lastError: null, resolve, reject });
       this.pump();
     });
   }
@@ -287,9 +299,10 @@ export class DevicePool {
     const report = this.progress.device(device.id);
     report.state = device.state;
     report.done = device.done;
+    report.unitsDone += dispatch.task.units;
     const mean = this.meanMs(device);
     report.meanTaskSeconds = mean === null ? null : mean / 1000;
-    this.progress.finished(dispatch.task.spec.name, result.cached ? 'cached' : 'done');
+    this.progress.finished(dispatch.task.spec.name, result.cached ? 'cached' : 'done', 1, dispatch.task.units);
     dispatch.task.resolve(result);
     this.pump();
   }

@@ -39,7 +39,7 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
   const reportedByBatch = new Map<string, number>();
 
   setHandler(progressQuery, () => progress.report);
-  setHandler(deviceJoinedSignal, ({ device }) => pool.join(device));
+  setHandler(deviceJoinedSignal, ({ device, session }) => pool.join(device, session));
   setHandler(deviceLeftSignal, ({ device }) => pool.leave(device));
   setHandler(stepHeartbeatSignal, (beat) => progress.heartbeat(beat));
   setHandler(batchProgressSignal, ({ process, batch, done, cached }) => {
@@ -80,7 +80,7 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
       throw ApplicationFailure.nonRetryable(`process "${spec.name}" scatters over "${scattered}", which is not a list`);
     }
     const { [scattered]: _, ...common } = inputs;
-    progress.planned(spec.name, items.length);
+    progress.planned(spec.name, items.length, spec.resource === 'gpu' ? items.reduce<number>((sum, item) => sum + itemUnits(item), 0) : null);
     const perItem = await runScatter(spec, scattered, items, common);
     // Consumers see each output port as the list of the items' values, in item order.
     const collected: Outputs = {};
@@ -90,7 +90,7 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
 
   async function runSingle(spec: ProcessSpec, inputs: Outputs): Promise<StepResult> {
     const task = stepTask(context, spec, inputs, null);
-    if (spec.resource === 'gpu') return pool.submit(spec, task);
+    if (spec.resource === 'gpu') return pool.submit(spec, task, 1);
     progress.started(spec.name);
     try {
       const result = await cpuActivities(input.taskQueuePrefix, spec).runStep(task);
@@ -104,7 +104,7 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
 
   async function runScatter(spec: ProcessSpec, port: string, items: JsonValue[], common: Outputs): Promise<Outputs[]> {
     if (spec.resource === 'gpu') {
-      const results = await Promise.all(items.map((item, index) => pool.submit(spec, stepTask(context, spec, { ...common, [port]: item }, index))));
+      const results = await Promise.all(items.map((item, index) => pool.submit(spec, stepTask(context, spec, { ...common, [port]: item }, index), itemUnits(item))));
       return results.map((result) => result.outputs);
     }
     if (items.length <= options.scatterBatchSize) {
@@ -177,6 +177,12 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
   progress.completed(outputs);
   recordRunState(dag, 'completed');
   return { outputs, progress: progress.report };
+}
+
+/** The work in a scattered item: a file reference's rows (frames of a shard), else 1. */
+function itemUnits(item: JsonValue): number {
+  const rows = item !== null && typeof item === 'object' && !Array.isArray(item) ? item.rows : undefined;
+  return typeof rows === 'number' ? rows : 1;
 }
 
 function pipelineOutputs(dag: Dag, finished: Map<string, Outputs>): Outputs {

@@ -92,6 +92,9 @@ export interface StepCounts {
   done: number;
   failed: number;
   cached: number;
+  /** gpu steps: the work in their tasks (rows of the scattered files, e.g. frames), once known, and how much is done. */
+  unitsTotal: number | null;
+  unitsDone: number;
   latestHeartbeat: StepHeartbeat | null;
 }
 
@@ -99,6 +102,10 @@ export interface DeviceReport {
   state: 'active' | 'stalled' | 'left';
   inFlight: number;
   done: number;
+  /** Work (units, e.g. frames) of the tasks this device completed. */
+  unitsDone: number;
+  /** Times a new worker took the device over from one that was gone. */
+  restarts: number;
   /** Mean seconds per completed task on this device. */
   meanTaskSeconds: number | null;
   latestHeartbeat: StepHeartbeat | null;
@@ -121,8 +128,12 @@ export interface BatchProgress {
 }
 
 export const progressQuery = defineQuery<ProgressReport>('progress');
-/** From a worker (or the CLI) when a device becomes available to this run. */
-export const deviceJoinedSignal = defineSignal<[{ device: string }]>('deviceJoined');
+/**
+ * From a worker (or the CLI) when a device becomes available to this run, and again every few
+ * seconds. `session` identifies the worker process: a new one for a known device means the old
+ * worker is gone, and the tasks it held are handed out again at once.
+ */
+export const deviceJoinedSignal = defineSignal<[{ device: string; session?: string }]>('deviceJoined');
 /** From a worker about to stop: no new work for the device; its unfinished tasks move elsewhere. */
 export const deviceLeftSignal = defineSignal<[{ device: string }]>('deviceLeft');
 /** From the step activity, throttled: its latest heartbeat details. */

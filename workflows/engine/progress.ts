@@ -8,7 +8,7 @@ export class ProgressTracker {
   constructor(dag: Dag) {
     const steps: Record<string, StepCounts> = {};
     for (const process of dag.processes) {
-      steps[process.name] = { total: null, pending: 0, running: 0, done: 0, failed: 0, cached: 0, latestHeartbeat: null };
+      steps[process.name] = { total: null, pending: 0, running: 0, done: 0, failed: 0, cached: 0, unitsTotal: null, unitsDone: 0, latestHeartbeat: null };
     }
     this.report = { pipeline: dag.name, state: 'running', steps, devices: {}, outputs: null, error: null };
   }
@@ -17,11 +17,12 @@ export class ProgressTracker {
     return this.report.steps[process];
   }
 
-  /** The step's tasks are known: all pending. */
-  planned(process: string, total: number): void {
+  /** The step's tasks are known: all pending. `units`: the work in them, when it is counted. */
+  planned(process: string, total: number, units: number | null = null): void {
     const step = this.step(process);
     step.total = total;
     step.pending = total;
+    step.unitsTotal = units;
   }
 
   started(process: string, count = 1): void {
@@ -37,14 +38,15 @@ export class ProgressTracker {
     step.pending += 1;
   }
 
-  finished(process: string, outcome: 'done' | 'cached' | 'failed', count = 1): void {
+  finished(process: string, outcome: 'done' | 'cached' | 'failed', count = 1, units = 0): void {
     const step = this.step(process);
     step.running -= count;
     step[outcome] += count;
+    if (outcome !== 'failed') step.unitsDone += units;
   }
 
   device(id: string): DeviceReport {
-    this.report.devices[id] ??= { state: 'active', inFlight: 0, done: 0, meanTaskSeconds: null, latestHeartbeat: null };
+    this.report.devices[id] ??= { state: 'active', inFlight: 0, done: 0, unitsDone: 0, restarts: 0, meanTaskSeconds: null, latestHeartbeat: null };
     return this.report.devices[id];
   }
 

@@ -4,34 +4,30 @@
 // params, so they are part of every step's cache key: a rerun with other weights recomputes.
 import { definePipeline } from '../dsl/define';
 import type { Dag } from '../dsl/types';
+import type { LoadArgs } from '../../activities/gpu/protocol';
+import { DEFAULT_SHARD_FRAMES } from '../../activities/prepare/prepare-activity';
 
 export interface VirnucproSettings {
   /** Chunk length C (300 or 500 for the published models). */
   expectedLength: number;
   /** Frames per shard: one GPU task. */
   shardFrames: number;
-  /** Weight files (null: the runtime's default for that model); ignored when synthetic. */
-  esm2: string | null;
-  dnabert: string | null;
-  classifier: string | null;
-  synthetic: 'tiny' | 'full' | null;
-  dtype: 'bfloat16' | 'float32' | null;
-  tokenBudget: number | null;
+  /** What every device's runtime loads and how it computes (the runtime protocol's `load`). */
+  model: LoadArgs;
+  /** Size and modification time of each weight file used, so replacing one recomputes. */
+  weightFiles: Array<{ path: string; bytes: number; modified: number }>;
   /** Also keep the 768 + 2560 embeddings in the shard results. */
   embeddings: boolean;
   /** Where the result files go. */
   outDir: string;
 }
 
+/** For drawing the pipeline (`virnucpro dag virnucpro`); `predict` builds its own. */
 export const defaultVirnucproSettings: VirnucproSettings = {
   expectedLength: 500,
-  shardFrames: 50_000,
-  esm2: null,
-  dnabert: null,
-  classifier: null,
-  synthetic: null,
-  dtype: null,
-  tokenBudget: null,
+  shardFrames: DEFAULT_SHARD_FRAMES,
+  model: {},
+  weightFiles: [],
   embeddings: false,
   outDir: 'virnucpro-output',
 };
@@ -55,24 +51,17 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
       },
       embed: {
         implementation: 'gpu.embed-classify',
-        // 2: DNABERT-S runs fp32 with TF32 matmuls on GPUs (was bf16), so GPU shard results
-        // cached by version 1 are not reused.
-        version: '2',
+        // 3: Inductor's deterministic mode and budgets from total memory (results of version 2
+        // runtimes could differ in the last bits); 2: DNABERT-S fp32 with TF32 matmuls (was bf16).
+        version: '3',
         resource: 'gpu',
         inputs: { shard: { from: 'prepare.shards', type: 'frames', mode: 'scatter' } },
         outputs: { result: 'shard.result' },
-        params: {
-          synthetic: settings.synthetic,
-          esm2: settings.esm2,
-          dnabert: settings.dnabert,
-          classifier: settings.classifier,
-          dtype: settings.dtype,
-          tokenBudget: settings.tokenBudget,
-          embeddings: settings.embeddings,
-        },
+        params: { model: settings.model, weightFiles: settings.weightFiles, embeddings: settings.embeddings },
         retry: { maximumAttempts: 4 },
-        // Loading the full models can take minutes; the step heartbeats throughout.
-        timeouts: { startToClose: '6h', heartbeat: '3m' },
+        // The step heartbeats every few seconds, also while models load or its shard waits its
+        // turn: a worker that is gone is noticed within a minute and its shard moves.
+        timeouts: { startToClose: '6h', heartbeat: '60s' },
       },
       write: {
         implementation: 'virnucpro.write-outputs',
@@ -83,7 +72,7 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
           results: { from: 'embed.result', type: 'shard.result[]', mode: 'gather' },
         },
         outputs: { summary: 'virnucpro.outputs' },
-        params: { outDir: settings.outDir, synthetic: settings.synthetic },
+        params: { outDir: settings.outDir, synthetic: settings.model.synthetic ?? null },
         timeouts: { startToClose: '6h', heartbeat: '5m' },
         cache: false,
       },

@@ -1,0 +1,393 @@
+"""`virnucpro predict` end to end on a GPU host, as users run it: from the installed offline
+bundle, through Temporal, with crashes (issue 8).
+
+Phases (each one call; they share --work, where e2e-state.json accumulates the results, so a
+session can run them in several calls on a machine that stays up):
+
+    reads       cut the read sets (500 bp, half viral, half Klebsiella; fixed seeds)
+    synthetic   write the synthetic full-size weights once (they stand for downloaded weights)
+    cold        predict on the large set with no cache (fresh state, no server running)
+    warm        the same again into another folder: second run on the host
+    alone       the runtime alone (serve protocol, models loaded) on the warm run's shards
+    crash-clean the small set, uninterrupted: the reference for the crash runs
+    crash KIND  the small set with KIND SIGKILLed at a random point of the embed step:
+                runtime | worker (the run served by a separate `virnucpro worker`) |
+                server (the Temporal dev server) | cli (then the same command again)
+    report      write bench/results/<date>-<gpu>-predict-e2e.json-style JSON to --out
+
+    python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle B --genomes G --work /tmp/e2e PHASE...
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_bench_frames import cut_reads  # noqa: E402
+
+OUTPUT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "sequence_summary.tsv")
+READ_SETS = {"large": (100_000, 500, 20260101), "small": (30_000, 500, 20260102)}
+SHARD_FRAMES = {"large": 20_000, "small": 4_000}
+KILLS = ("runtime", "worker", "server", "cli")
+
+
+class E2E:
+    def __init__(self, args: argparse.Namespace):
+        self.bundle = args.bundle.resolve()
+        self.genomes = args.genomes
+        self.work = args.work.resolve()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.state_file = self.work / "e2e-state.json"
+        self.state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        self.xdg = self.work / "xdg-state"
+        self.env = dict(os.environ, XDG_STATE_HOME=str(self.xdg), PYTHONUNBUFFERED="1")
+        self.rng = random.Random(args.seed)
+
+    # --- bookkeeping -------------------------------------------------------------------
+    def save(self) -> None:
+        self.state_file.write_text(json.dumps(self.state, indent=1) + "\n")
+
+    def log(self, message: str) -> None:
+        print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    @property
+    def virnucpro(self) -> str:
+        return str(self.bundle / "bin" / "virnucpro")
+
+    def reads_file(self, name: str) -> Path:
+        return self.work / f"reads-{name}.fa"
+
+    # --- phases --------------------------------------------------------------------------
+    def reads(self) -> None:
+        for name, (count, size, seed) in READ_SETS.items():
+            path = self.reads_file(name)
+            with open(path, "w") as out:
+                for i, read in zip(range(count), cut_reads(self.genomes, size, seed)):
+                    out.write(f">r{i:07d}\n{read}\n")
+            self.state.setdefault("reads", {})[name] = count
+            self.log(f"{count} reads -> {path}")
+        self.save()
+
+    def synthetic(self) -> None:
+        started = time.time()
+        env = dict(self.env, VIRNUCPRO_STATE_DIR=str(self.xdg / "virnucpro"))
+        code = "from virnucpro_runtime import synthetic; print(synthetic.cached_checkpoints('full'))"
+        self.python([sys.executable, "-c", code], env)
+        self.state["synthetic_seconds"] = round(time.time() - started, 1)
+        self.log(f"synthetic full weights written in {self.state['synthetic_seconds']} s")
+        self.save()
+
+    def python(self, command: list[str], env: dict) -> None:
+        env = dict(env, PYTHONPATH=f"{self.bundle / 'app' / 'gpu-runtime'}:{self.bundle / 'lib' / 'python'}")
+        subprocess.run(command, env=env, check=True)
+
+    def clear_caches(self) -> None:
+        """A host on which virnucpro never ran: only the (synthetic) weight files are there."""
+        state = self.xdg / "virnucpro"
+        subprocess.run([self.virnucpro, "server", "stop"], env=self.env, capture_output=True)
+        for entry in state.iterdir() if state.exists() else []:
+            if entry.name != "synthetic":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+    def cold(self) -> None:
+        self.clear_caches()
+        self.state["cold"] = self.predict("large", "cold")
+        self.save()
+
+    def warm(self) -> None:
+        self.state["warm"] = self.predict("large", "warm")
+        self.save()
+
+    def crash_clean(self) -> None:
+        self.state["crash_clean"] = self.predict("small", "crash-clean")
+        self.save()
+
+    def crash(self, kind: str) -> None:
+        run = self.predict("small", f"crash-{kind}", kill=kind)
+        reference = self.state["crash_clean"]["sha256"]
+        run["identical"] = run["sha256"] == reference
+        self.state.setdefault("crash_runs", {})[kind] = run
+        self.log(f"crash {kind} at {run['at_s']} s: identical={run['identical']}")
+        self.save()
+
+    # --- one predict run ---------------------------------------------------------------
+    def predict(self, reads: str, label: str, kill: str | None = None) -> dict:
+        out = self.work / "runs" / label
+        shutil.rmtree(out, ignore_errors=True)
+        command = [self.virnucpro, "predict", str(self.reads_file(reads)), "-o", str(out), "--synthetic-weights", "full",
+                   "--shard-frames", str(SHARD_FRAMES[reads]), "-k", "--no-progress"]
+        worker = None
+        if kill == "worker":
+            command.append("--no-workers")
+            worker = self.start_worker(label)
+        log = open(self.work / f"{label}.log", "w")
+        started = time.time()
+        run = Run(self, command, log)
+        run.start()
+        killed_at = None
+        try:
+            if kill:
+                killed_at, worker = self.kill_during_embed(kill, run, worker, started, label, log)
+            rc = run.wait()
+            if rc != 0:
+                raise RuntimeError(f"{label}: predict exited {rc}; see {log.name}")
+        finally:
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=60)
+            run.stop_watch()
+            log.close()
+        wall = round(time.time() - started, 1)
+        report = json.loads((out / "run_report.json").read_text())
+        trace = read_trace(out / "trace.tsv")
+        first_start = min(row["start"] for row in trace) / 1000
+        last_end = max(row["end"] for row in trace) / 1000
+        frames = report["results"]["frames"]
+        result = {
+            "reads": self.state["reads"][reads],
+            "frames": frames,
+            "shards": len(trace),
+            "wall_s": wall,
+            "first_frame_s": round(first_start - started, 1),
+            "embed_s": round(last_end - first_start, 1),
+            "embed_frames_per_s": round(frames / (last_end - first_start), 1),
+            "whole_run_frames_per_s": round(frames / wall, 1),
+            "max_progress_gap_s": run.max_progress_gap(),
+            "restarts": sum(d["restarts"] for d in report["devices"].values()),
+            "numerics": sorted({row["numerics"] for row in trace}),
+            "sha256": {name: sha256(out / name) for name in OUTPUT_FILES},
+        }
+        if kill:
+            result["kill"] = kill
+            result["at_s"] = killed_at
+        self.log(f"{label}: {frames} frames, wall {wall} s, first frame {result['first_frame_s']} s, "
+                 f"embed {result['embed_frames_per_s']} frames/s, max progress gap {result['max_progress_gap_s']} s")
+        return result
+
+    def start_worker(self, label: str) -> subprocess.Popen:
+        handle = open(self.work / f"{label}-worker-{time.time():.0f}.log", "w")
+        worker = subprocess.Popen([self.virnucpro, "worker", "--devices", "0", "--announce-interval", "2"], env=self.env,
+                                  stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        time.sleep(3)
+        return worker
+
+    def kill_during_embed(self, kind: str, run: "Run", worker, started: float, label: str, log) -> tuple[float, subprocess.Popen | None]:
+        """Waits for the embed step to compute, then kills `kind` a random while into it."""
+        run.wait_for_frames(1)
+        delay = self.rng.uniform(3.0, 20.0)
+        time.sleep(delay)
+        at = round(time.time() - started, 1)
+        if kind == "runtime":
+            os.kill(runtime_pid(), signal.SIGKILL)
+        elif kind == "worker":
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+            worker = self.start_worker(label)
+        elif kind == "server":
+            record = json.loads((self.xdg / "virnucpro" / "server.json").read_text())
+            os.kill(record["pid"], signal.SIGKILL)
+        elif kind == "cli":
+            os.killpg(run.process.pid, signal.SIGKILL)
+            run.process.wait()
+            log.write(f"\n--- CLI killed at {at} s; the same command again ---\n")
+            log.flush()
+            run.restart()
+        self.log(f"{label}: killed the {kind} {at} s into the run ({delay:.1f} s into the embed step)")
+        return at, worker
+
+    # --- the runtime alone ---------------------------------------------------------------
+    def alone(self) -> None:
+        shard_files = sorted((self.work / "runs" / "warm" / ".virnucpro" / "prepare").glob("*/frames-*.arrow"))
+        env = dict(self.env, VIRNUCPRO_STATE_DIR=str(self.xdg / "virnucpro"), CUDA_VISIBLE_DEVICES="0",
+                   PYTHONPATH=f"{self.bundle / 'app' / 'gpu-runtime'}:{self.bundle / 'lib' / 'python'}")
+        python = (self.bundle / "install.env").read_text().split("=", 1)[1].strip().strip("'")
+        serve = subprocess.Popen([python, "-m", "virnucpro_runtime", "serve", "--device", "cuda:0"], env=env, text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.work / "alone.log", "w"))
+        replies = {}
+
+        def request(rid: str, op: str, **args) -> None:
+            serve.stdin.write(json.dumps({"v": 1, "id": rid, "op": op, "args": args}) + "\n")
+            serve.stdin.flush()
+
+        def wait(rid: str) -> dict:
+            while rid not in replies:
+                message = json.loads(serve.stdout.readline())
+                if "ok" in message:
+                    replies[message["id"]] = message
+            if not replies[rid]["ok"]:
+                raise RuntimeError(f"runtime alone: {rid}: {replies[rid]['error']}")
+            return replies[rid]["result"]
+
+        request("load", "load", synthetic="full")
+        loaded = wait("load")
+        started = time.time()
+        for i, shard in enumerate(shard_files):
+            request(f"r{i}", "run", shard=str(shard), out=str(self.work / "alone" / f"results-{i}.arrow"))
+        results = [wait(f"r{i}") for i in range(len(shard_files))]
+        seconds = time.time() - started
+        request("bye", "shutdown")
+        serve.wait(timeout=120)
+        frames = sum(r["frames"] for r in results)
+        self.state["alone"] = {"frames": frames, "seconds": round(seconds, 1), "frames_per_s": round(frames / seconds, 1),
+                               "shards": len(results), "numerics": loaded["numerics"], "load": loaded["phases"]}
+        self.log(f"runtime alone: {frames} frames in {seconds:.1f} s = {frames / seconds:.1f} frames/s")
+        self.save()
+
+    # --- report --------------------------------------------------------------------------
+    def report(self, out: Path) -> None:
+        s = self.state
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True).stdout.strip().splitlines()[0]
+        torch_version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True).stdout.strip()
+        bundle = json.loads((self.bundle / "BUNDLE.json").read_text())
+        warm = s["warm"]
+        result = {
+            "what": "virnucpro predict through Temporal from the offline bundle, --synthetic-weights full (issue 8)",
+            "date": dt.date.today().isoformat(),
+            "gpu": gpu,
+            "torch": torch_version,
+            "commit": bundle["commit"],
+            "bundle": {k: bundle[k] for k in ("version", "node", "temporal_cli")},
+            "reads": warm["reads"],
+            "frames": warm["frames"],
+            "shard_frames": SHARD_FRAMES["large"],
+            "wall_s": warm["wall_s"],
+            "embed_frames_per_s": warm["embed_frames_per_s"],
+            "runtime_alone_frames_per_s": s["alone"]["frames_per_s"],
+            "efficiency": round(warm["whole_run_frames_per_s"] / s["alone"]["frames_per_s"], 3),
+            "first_frame_s": {"cold": s["cold"]["first_frame_s"], "warm": warm["first_frame_s"]},
+            "max_progress_gap_s": max(r["max_progress_gap_s"] or 0 for r in (s["cold"], warm)),
+            "clean_sha256": warm["sha256"],
+            "cold_identical_to_warm": s["cold"]["sha256"] == warm["sha256"],
+            "crash_reads": s["crash_clean"]["reads"],
+            "crash_frames": s["crash_clean"]["frames"],
+            "crash_clean_sha256": s["crash_clean"]["sha256"],
+            "crash_runs": [{k: r[k] for k in ("kill", "at_s", "sha256", "identical", "wall_s", "restarts")} for r in s.get("crash_runs", {}).values()],
+            "runs": {k: s[k] for k in ("cold", "warm", "crash_clean") if k in s},
+            "runtime_alone": s["alone"],
+            "synthetic_weights_seconds": s.get("synthetic_seconds"),
+            "notes": "cold: empty state directory (no compiled kernels, no converted weights, no workflow bundle, no server running) but the synthetic weight files present, as downloaded weights would be; warm: the second run on the host. first_frame_s: from the start of `predict` to the first batch of the first shard on the GPU (trace.tsv). efficiency: whole-run frames/s (frames / wall from start to the last output file) over the runtime alone on the same shards with its models loaded. max_progress_gap_s: longest interval without a change of the frames done that `virnucpro status --watch --json --interval 1` showed during the embed step.",
+        }
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        self.log(f"report -> {out}")
+        print(json.dumps({k: result[k] for k in ("gpu", "frames", "wall_s", "embed_frames_per_s", "runtime_alone_frames_per_s", "efficiency", "first_frame_s", "max_progress_gap_s", "cold_identical_to_warm")}))
+        print(json.dumps(result["crash_runs"]))
+
+
+class Run:
+    """One `predict` process (restartable with the same command) and a `status --watch` beside it."""
+
+    def __init__(self, e2e: E2E, command: list[str], log):
+        self.e2e, self.command, self.log = e2e, command, log
+        self.run_id: str | None = None
+        self.samples: list[tuple[float, int, int | None]] = []  # (time, frames done, frames total)
+        self.watch: subprocess.Popen | None = None
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, env=self.e2e.env, stdout=self.log, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True).start()
+
+    def restart(self) -> None:
+        self.start()
+
+    def _read_stderr(self, process: subprocess.Popen) -> None:
+        for line in process.stderr:
+            self.log.write(line)
+            self.log.flush()
+            for marker in ("started run ", "attached to run "):
+                if marker in line and self.run_id is None:
+                    self.run_id = line.split(marker, 1)[1].split()[0]
+                    threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        self.watch = subprocess.Popen([self.e2e.virnucpro, "status", self.run_id, "--watch", "--json", "--interval", "1"],
+                                      env=self.e2e.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in self.watch.stdout:
+            try:
+                view = json.loads(line).get("view") or {}
+            except json.JSONDecodeError:
+                continue
+            self.samples.append((time.time(), view.get("framesDone", 0), view.get("framesTotal")))
+
+    def wait_for_frames(self, frames: int, timeout: float = 600) -> None:
+        deadline = time.time() + timeout
+        while not any(done >= frames for _, done, _ in self.samples):
+            if time.time() > deadline:
+                raise RuntimeError("the embed step did not start")
+            time.sleep(0.2)
+
+    def wait(self) -> int:
+        return self.process.wait()
+
+    def stop_watch(self) -> None:
+        if self.watch and self.watch.poll() is None:
+            self.watch.terminate()
+
+    def max_progress_gap(self) -> float | None:
+        """Longest time between two increases of the frames done, within the embed step."""
+        changes = []
+        last = None
+        for at, done, total in self.samples:
+            if done > 0 and done != last and (total is None or last is None or last < total):
+                changes.append(at)
+            last = done
+        gaps = [b - a for a, b in zip(changes, changes[1:])]
+        return round(max(gaps), 1) if gaps else None
+
+
+def runtime_pid() -> int:
+    found = subprocess.run(["pgrep", "-f", "virnucpro_runtime serve"], capture_output=True, text=True).stdout.split()
+    if not found:
+        raise RuntimeError("no runtime process to kill")
+    return int(found[0])
+
+
+def read_trace(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:] if line and not line.startswith("#")]
+    for row in rows:
+        row["start"], row["end"] = int(row["start"]), int(row["end"])
+    return [r for r in rows if r["step"] == "embed"]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bundle", type=Path, required=True, help="the installed bundle folder")
+    parser.add_argument("--genomes", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/virnucpro-e2e"))
+    parser.add_argument("--out", type=Path, help="report: where the JSON goes")
+    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("phases", nargs="+")
+    args = parser.parse_args()
+    e2e = E2E(args)
+    phases = list(args.phases)
+    while phases:
+        phase = phases.pop(0)
+        e2e.log(f"phase {phase}")
+        if phase == "crash":
+            e2e.crash(phases.pop(0))
+        elif phase == "report":
+            e2e.report(args.out)
+        else:
+            getattr(e2e, phase.replace("-", "_"))()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
