@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: set-up, then the TypeScript tests (mocha, against a
-# real Temporal dev server they start themselves) and the GPU runtime's tests (pytest, CPU).
+# real Temporal dev server they start themselves), the GPU runtime's tests (pytest, CPU) and the
+# offline bundle's (scripts/test-bundle.sh: built, installed and run in a network namespace).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh --test
@@ -11,4 +12,6 @@ echo "== mocha (TypeScript, Temporal) =="
 npx mocha || status=1
 echo "== pytest (gpu-runtime, CPU) =="
 .venv/bin/python -m pytest -q gpu-runtime/tests || status=1
+echo "== the offline bundle, installed and run with no network and no system node =="
+scripts/test-bundle.sh || status=1
 exit $status

@@ -16,6 +16,8 @@ session can run them in several calls on a machine that stays up):
     report      write bench/results/<date>-<gpu>-predict-e2e.json-style JSON to --out
 
     python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle B --genomes G --work /tmp/e2e PHASE...
+
+A dry run of the whole flow on a CPU host: --device cpu --synthetic tiny --scale 0.01.
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ KILLS = ("runtime", "worker", "server", "cli")
 
 class E2E:
     def __init__(self, args: argparse.Namespace):
+        self.device = args.device
+        self.synthetic_kind = args.synthetic
+        self.scale = args.scale
         self.bundle = args.bundle.resolve()
         self.genomes = args.genomes
         self.work = args.work.resolve()
@@ -71,6 +76,7 @@ class E2E:
     # --- phases --------------------------------------------------------------------------
     def reads(self) -> None:
         for name, (count, size, seed) in READ_SETS.items():
+            count = max(100, int(count * self.scale))
             path = self.reads_file(name)
             with open(path, "w") as out:
                 for i, read in zip(range(count), cut_reads(self.genomes, size, seed)):
@@ -82,10 +88,10 @@ class E2E:
     def synthetic(self) -> None:
         started = time.time()
         env = dict(self.env, VIRNUCPRO_STATE_DIR=str(self.xdg / "virnucpro"))
-        code = "from virnucpro_runtime import synthetic; print(synthetic.cached_checkpoints('full'))"
+        code = f"from virnucpro_runtime import synthetic; print(synthetic.cached_checkpoints({self.synthetic_kind!r}))"
         self.python([sys.executable, "-c", code], env)
         self.state["synthetic_seconds"] = round(time.time() - started, 1)
-        self.log(f"synthetic full weights written in {self.state['synthetic_seconds']} s")
+        self.log(f"synthetic {self.synthetic_kind} weights written in {self.state['synthetic_seconds']} s")
         self.save()
 
     def python(self, command: list[str], env: dict) -> None:
@@ -125,8 +131,9 @@ class E2E:
     def predict(self, reads: str, label: str, kill: str | None = None) -> dict:
         out = self.work / "runs" / label
         shutil.rmtree(out, ignore_errors=True)
-        command = [self.virnucpro, "predict", str(self.reads_file(reads)), "-o", str(out), "--synthetic-weights", "full",
-                   "--shard-frames", str(SHARD_FRAMES[reads]), "-k", "--no-progress"]
+        shard_frames = max(50, int(SHARD_FRAMES[reads] * self.scale))
+        command = [self.virnucpro, "predict", str(self.reads_file(reads)), "-o", str(out), "--synthetic-weights", self.synthetic_kind,
+                   "--shard-frames", str(shard_frames), "--device", self.device, "-k", "--no-progress"]
         worker = None
         if kill == "worker":
             command.append("--no-workers")
@@ -177,7 +184,8 @@ class E2E:
 
     def start_worker(self, label: str) -> subprocess.Popen:
         handle = open(self.work / f"{label}-worker-{time.time():.0f}.log", "w")
-        worker = subprocess.Popen([self.virnucpro, "worker", "--devices", "0", "--announce-interval", "2"], env=self.env,
+        devices = "cpu" if self.device == "cpu" else self.device.removeprefix("cuda:")
+        worker = subprocess.Popen([self.virnucpro, "worker", "--devices", devices, "--announce-interval", "2"], env=self.env,
                                   stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         time.sleep(3)
         return worker
@@ -185,7 +193,7 @@ class E2E:
     def kill_during_embed(self, kind: str, run: "Run", worker, started: float, label: str, log) -> tuple[float, subprocess.Popen | None]:
         """Waits for the embed step to compute, then kills `kind` a random while into it."""
         run.wait_for_frames(1)
-        delay = self.rng.uniform(3.0, 20.0)
+        delay = self.rng.uniform(3.0, 20.0) * max(self.scale, 0.1)
         time.sleep(delay)
         at = round(time.time() - started, 1)
         if kind == "runtime":
@@ -209,10 +217,11 @@ class E2E:
     # --- the runtime alone ---------------------------------------------------------------
     def alone(self) -> None:
         shard_files = sorted((self.work / "runs" / "warm" / ".virnucpro" / "prepare").glob("*/frames-*.arrow"))
-        env = dict(self.env, VIRNUCPRO_STATE_DIR=str(self.xdg / "virnucpro"), CUDA_VISIBLE_DEVICES="0",
+        cuda = self.device != "cpu"
+        env = dict(self.env, VIRNUCPRO_STATE_DIR=str(self.xdg / "virnucpro"), CUDA_VISIBLE_DEVICES=self.device.removeprefix("cuda:") if cuda else "",
                    PYTHONPATH=f"{self.bundle / 'app' / 'gpu-runtime'}:{self.bundle / 'lib' / 'python'}")
         python = (self.bundle / "install.env").read_text().split("=", 1)[1].strip().strip("'")
-        serve = subprocess.Popen([python, "-m", "virnucpro_runtime", "serve", "--device", "cuda:0"], env=env, text=True,
+        serve = subprocess.Popen([python, "-m", "virnucpro_runtime", "serve", "--device", "cuda:0" if cuda else "cpu"], env=env, text=True,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.work / "alone.log", "w"))
         replies = {}
 
@@ -229,7 +238,8 @@ class E2E:
                 raise RuntimeError(f"runtime alone: {rid}: {replies[rid]['error']}")
             return replies[rid]["result"]
 
-        request("load", "load", synthetic="full")
+        # What predict loads on this device (cli/commands/predict.ts: fp32 on CPUs, the fast path on GPUs).
+        request("load", "load", synthetic=self.synthetic_kind, **({} if cuda else {"dtype": "float32"}))
         loaded = wait("load")
         started = time.time()
         for i, shard in enumerate(shard_files):
@@ -247,12 +257,14 @@ class E2E:
     # --- report --------------------------------------------------------------------------
     def report(self, out: Path) -> None:
         s = self.state
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True).stdout.strip().splitlines()[0]
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True) if shutil.which("nvidia-smi") else None
+        gpu = smi.stdout.strip().splitlines()[0] if smi and smi.returncode == 0 else "cpu"
         torch_version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True).stdout.strip()
         bundle = json.loads((self.bundle / "BUNDLE.json").read_text())
         warm = s["warm"]
         result = {
-            "what": "virnucpro predict through Temporal from the offline bundle, --synthetic-weights full (issue 8)",
+            "what": f"virnucpro predict through Temporal from the offline bundle, --synthetic-weights {self.synthetic_kind} (issue 8)",
+            "device": self.device,
             "date": dt.date.today().isoformat(),
             "gpu": gpu,
             "torch": torch_version,
@@ -260,7 +272,7 @@ class E2E:
             "bundle": {k: bundle[k] for k in ("version", "node", "temporal_cli")},
             "reads": warm["reads"],
             "frames": warm["frames"],
-            "shard_frames": SHARD_FRAMES["large"],
+            "shard_frames": max(50, int(SHARD_FRAMES["large"] * self.scale)),
             "wall_s": warm["wall_s"],
             "embed_frames_per_s": warm["embed_frames_per_s"],
             "runtime_alone_frames_per_s": s["alone"]["frames_per_s"],
@@ -373,6 +385,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/virnucpro-e2e"))
     parser.add_argument("--out", type=Path, help="report: where the JSON goes")
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--device", default="cuda:0", help="cuda:N, or cpu for a dry run")
+    parser.add_argument("--synthetic", choices=("tiny", "full"), default="full")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the read-set and shard sizes (dry runs)")
     parser.add_argument("phases", nargs="+")
     args = parser.parse_args()
     e2e = E2E(args)
