@@ -68,7 +68,7 @@ export function createStepActivities(options: StepActivityOptions): StepActiviti
       }
       await mkdir(stepDir, { recursive: true });
       const ctx = stepContext(task, stepDir, params, options.device, activity);
-      const produced = await implementation.run(inputs, ctx);
+      const produced = await ctx.whileAlive(() => implementation.run(inputs, ctx));
       const outputs = parseOrFail(implementation.outputs, produced, 'InvalidStepOutput', `outputs of ${where}`) as Record<string, JsonValue>;
       for (const ref of fileRefsIn(outputs)) await assertMarked(ref, where);
       if (task.cache) await writeStepMarker(stepDir, key, task.process, outputs);
@@ -93,8 +93,18 @@ async function assertMarked(ref: FileRef, where: string): Promise<void> {
   }
 }
 
-function stepContext<P>(task: StepTask, stepDir: string, params: P, device: string | null, activity: Context): StepContext<P> {
+/**
+ * A step heartbeats at least this often while it runs, repeating its latest details when the
+ * implementation has said nothing new: the step's heartbeat timeout then measures whether its
+ * worker is alive (a killed worker's task moves within that timeout), not how chatty the
+ * implementation is. Stuck work is bounded by start-to-close, and on GPUs by the runtime watchdog.
+ */
+const KEEPALIVE_MS = 10_000;
+
+function stepContext<P>(task: StepTask, stepDir: string, params: P, device: string | null, activity: Context): StepContext<P> & { whileAlive<T>(work: () => Promise<T>): Promise<T> } {
   let lastSignal = 0;
+  let lastBeat = 0;
+  let lastDetails: Record<string, unknown> = {};
   const resolveInStep = (name: string): string => {
     const path = isAbsolute(name) ? normalize(name) : join(stepDir, name);
     if (!isAbsolute(name) && relative(stepDir, path).startsWith('..')) throw new Error(`"${name}" leaves the step folder`);
@@ -107,9 +117,24 @@ function stepContext<P>(task: StepTask, stepDir: string, params: P, device: stri
     attempt: task.previousAttempts + activity.info.attempt,
     device,
     signal: activity.cancellationSignal,
+    async whileAlive(work) {
+      const keepalive = setInterval(() => {
+        if (Date.now() - lastBeat >= KEEPALIVE_MS) {
+          lastBeat = Date.now();
+          activity.heartbeat(lastDetails);
+        }
+      }, KEEPALIVE_MS / 2);
+      try {
+        return await work();
+      } finally {
+        clearInterval(keepalive);
+      }
+    },
     heartbeat(details = {}) {
       activity.heartbeat(details);
       const now = Date.now();
+      lastBeat = now;
+      lastDetails = details;
       if (task.progressIntervalMs > 0 && now - lastSignal >= task.progressIntervalMs) {
         lastSignal = now;
         const beat: StepHeartbeat = { process: task.process, item: task.item, device, details: details as Record<string, JsonValue>, at: new Date(now).toISOString() };

@@ -119,20 +119,19 @@ export async function run(argv: string[]): Promise<number> {
       taskQueuePrefix: session.settings.taskQueuePrefix,
       devices: workers?.devices ?? [],
     };
-    const started = await startOrAttach(client, {
-      pipeline: dag.name,
-      identity,
-      workflowType: 'runPipeline',
-      args: [runInput],
-      taskQueue: queue,
-      runDir: outDir,
-      force: options.force,
-    });
+    const request = { pipeline: dag.name, identity, workflowType: 'runPipeline', args: [runInput], taskQueue: queue, runDir: outDir, force: options.force };
+    let started = await startOrAttach(client, request);
+    const gone = started.completed ? await missingDeliverable(started.handle) : null;
+    if (gone) {
+      // The same command again after the results were deleted or edited: make them again.
+      logger.warn(`the completed run's results are not all there (${gone}); running it again`);
+      started = await startOrAttach(client, { ...request, force: true });
+    }
     logger.info(`${started.attached ? 'attached to' : 'started'} run ${started.workflowId}`, { run_id: started.runId });
     const link = runUiLink(session.settings, started.workflowId, started.runId) ?? null;
     if (link) logger.info(`web UI: ${link}`);
     // A completed run needs no devices (and takes no signals)
-    const completed = started.attached && (await started.handle.describe()).status.name === 'COMPLETED';
+    const completed = started.completed;
     if (workers && !completed) {
       // Models load (and compile) on every device while the reads are being prepared.
       workers.preload(settings.model);
@@ -167,6 +166,19 @@ export async function run(argv: string[]): Promise<number> {
     await workers?.shutdown();
     await session.close();
   }
+}
+
+/** A file the completed run delivered that is no longer there as it was written, or null. */
+async function missingDeliverable(handle: WorkflowHandle): Promise<string | null> {
+  const result = (await handle.result()) as RunPipelineResult;
+  const summary = outputsSummary.safeParse(result.outputs.summary);
+  if (!summary.success) return 'its result is from another version';
+  for (const file of summary.data.files) {
+    const size = fs.statSync(file.file, { throwIfNoEntry: false })?.size;
+    if (size === undefined) return `${file.file} is missing`;
+    if (size !== file.bytes) return `${file.file} has changed`;
+  }
+  return null;
 }
 
 async function reportFailure(error: WorkflowFailedError, handle: WorkflowHandle, logger: winston.Logger): Promise<number> {

@@ -129,8 +129,7 @@ class E2E:
 
     # --- one predict run ---------------------------------------------------------------
     def predict(self, reads: str, label: str, kill: str | None = None) -> dict:
-        out = self.work / "runs" / label
-        shutil.rmtree(out, ignore_errors=True)
+        out = self.work / "runs" / f"{label}-{time.time():.0f}"  # a new folder: a new run
         shard_frames = max(50, int(SHARD_FRAMES[reads] * self.scale))
         command = [self.virnucpro, "predict", str(self.reads_file(reads)), "-o", str(out), "--synthetic-weights", self.synthetic_kind,
                    "--shard-frames", str(shard_frames), "--device", self.device, "-k", "--no-progress"]
@@ -174,6 +173,7 @@ class E2E:
             "restarts": sum(d["restarts"] for d in report["devices"].values()),
             "numerics": sorted({row["numerics"] for row in trace}),
             "sha256": {name: sha256(out / name) for name in OUTPUT_FILES},
+            "output": str(out),
         }
         if kill:
             result["kill"] = kill
@@ -216,7 +216,9 @@ class E2E:
 
     # --- the runtime alone ---------------------------------------------------------------
     def alone(self) -> None:
-        shard_files = sorted((self.work / "runs" / "warm" / ".virnucpro" / "prepare").glob("*/frames-*.arrow"))
+        shard_files = sorted((Path(self.state["warm"]["output"]) / ".virnucpro" / "work" / "prepare").glob("*/frames-*.arrow"))
+        if not shard_files:
+            raise RuntimeError("the warm run kept no shards")
         cuda = self.device != "cpu"
         env = dict(self.env, VIRNUCPRO_STATE_DIR=str(self.xdg / "virnucpro"), CUDA_VISIBLE_DEVICES=self.device.removeprefix("cuda:") if cuda else "",
                    PYTHONPATH=f"{self.bundle / 'app' / 'gpu-runtime'}:{self.bundle / 'lib' / 'python'}")
@@ -366,9 +368,9 @@ def runtime_pid() -> int:
 
 
 def read_trace(path: Path) -> list[dict]:
-    lines = path.read_text().splitlines()
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]  # a synthetic run's banner
     header = lines[0].split("\t")
-    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:] if line and not line.startswith("#")]
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
     for row in rows:
         row["start"], row["end"] = int(row["start"]), int(row["end"])
     return [r for r in rows if r["step"] == "embed"]

@@ -47,7 +47,8 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
         params: { expectedLength: settings.expectedLength, shardFrames: settings.shardFrames },
         // A bad input file does not improve on retry; the implementation says so (non-retryable).
         retry: { maximumAttempts: 3 },
-        timeouts: { startToClose: '12h', heartbeat: '2m' },
+        // Steps heartbeat at least every 10 s while they run: a lost worker is noticed in a minute.
+        timeouts: { startToClose: '12h', heartbeat: '60s' },
       },
       embed: {
         implementation: 'gpu.embed-classify',
@@ -73,7 +74,7 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
         },
         outputs: { summary: 'virnucpro.outputs' },
         params: { outDir: settings.outDir, synthetic: settings.model.synthetic ?? null },
-        timeouts: { startToClose: '6h', heartbeat: '5m' },
+        timeouts: { startToClose: '6h', heartbeat: '60s' },
         cache: false,
       },
     },
