@@ -23,8 +23,6 @@ export interface LocalWorkers {
   devices: string[];
   /** Identifies these workers (this process): a run seeing a new session for a device knows its old worker is gone. */
   session: string;
-  /** Start every device's runtime and load `model` now, before its first shard arrives. */
-  preload(model: LoadArgs): void;
   /** Resolves when every worker has stopped (after shutdown, or a fatal worker error). */
   finished: Promise<void>;
   /** Tells a run these devices are available (runs started elsewhere do not know them). */
@@ -46,6 +44,31 @@ export function localDeviceIds(discovery: DeviceDiscovery): string[] {
   return discovery.devices.map((device) => deviceId(host, device.index));
 }
 
+/** Tell this process how to start each local device's runtime (its physical device, or the CPU). */
+function registerDevices(settings: Settings, discovery: DeviceDiscovery): string[] {
+  const devices = localDeviceIds(discovery);
+  for (const [i, id] of devices.entries()) {
+    registerRuntimeDevice(id, { kind: discovery.devices[i].kind, cudaVisible: discovery.devices[i].cudaVisible, stateDir: settings.stateDir });
+  }
+  return devices;
+}
+
+/**
+ * Start every local device's runtime and load `model` now, before its first shard arrives (the
+ * shard's own load then finds it done). A failure here is only logged: the first shard loads
+ * again and reports the problem as the step's failure.
+ */
+export function preloadDevices(settings: Settings, discovery: DeviceDiscovery, model: LoadArgs, logger: winston.Logger): void {
+  for (const device of registerDevices(settings, discovery)) {
+    runtimeFor(device)
+      .preload(model)
+      .then(
+        (loaded) => logger.verbose(`${device}: models loaded in ${loaded.seconds.toFixed(1)} s`, { phases: loaded.phases, numerics: loaded.numerics }),
+        (err: Error) => logger.debug(`${device}: early model load failed: ${err.message}`),
+      );
+  }
+}
+
 export async function startLocalWorkers(settings: Settings, logger: winston.Logger, discovery: DeviceDiscovery): Promise<LocalWorkers> {
   routeTemporalLogs(logger);
   const connection = await connectWorker(settings);
@@ -57,12 +80,8 @@ export async function startLocalWorkers(settings: Settings, logger: winston.Logg
     workflowBundle: await cachedWorkflowBundle(settings.stateDir, logger),
   };
   const workers: Worker[] = [await createCpuWorker(setup)];
-  const devices = localDeviceIds(discovery);
-  for (const [i, id] of devices.entries()) {
-    // Each device's resident runtime must start on that physical device (or the CPU).
-    registerRuntimeDevice(id, { kind: discovery.devices[i].kind, cudaVisible: discovery.devices[i].cudaVisible, stateDir: settings.stateDir });
-    workers.push(await createGpuWorker(id, setup));
-  }
+  const devices = registerDevices(settings, discovery);
+  for (const id of devices) workers.push(await createGpuWorker(id, setup));
   const session = randomUUID();
   logger.info(`workers: cpu queue and ${devices.length} device queue(s) [${devices.join(', ')}] (${discovery.source})`);
   const finished = Promise.all(workers.map((w) => w.run())).then(() => undefined);
@@ -74,17 +93,6 @@ export async function startLocalWorkers(settings: Settings, logger: winston.Logg
   return {
     devices,
     session,
-    preload: (model) => {
-      for (const device of devices) {
-        runtimeFor(device)
-          .preload(model)
-          .then(
-            (loaded) => logger.verbose(`${device}: models loaded in ${loaded.seconds.toFixed(1)} s`, { phases: loaded.phases, numerics: loaded.numerics }),
-            // The first shard loads again and reports the problem as the step's failure.
-            (err: Error) => logger.debug(`${device}: early model load failed: ${err.message}`),
-          );
-      }
-    },
     finished,
     announce,
     offerTo: async (handle, intervalMs = 10_000) => {

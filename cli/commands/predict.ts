@@ -10,7 +10,7 @@ import type winston from 'winston';
 import { parseCommand, UsageError } from '../args';
 import { runUiLink } from '../config';
 import { discoverDevices, type DeviceDiscovery } from '../devices';
-import { startLocalWorkers, type LocalWorkers } from '../local-workers';
+import { preloadDevices, startLocalWorkers, type LocalWorkers } from '../local-workers';
 import { addRunLogFile } from '../logging';
 import { follow } from '../progress';
 import { runIdFor, startOrAttach } from '../runs';
@@ -110,6 +110,10 @@ export async function run(argv: string[]): Promise<number> {
     // second runtime on the same GPUs would only compete with them.
     if (served) logger.info(`workers already serve ${queue}; using them (their devices join the run within seconds)`);
     if (options.workers && !served) {
+      // Models load (and compile) on every device while the workers start and the reads are
+      // prepared, unless this run already finished.
+      const finished = await client.workflow.getHandle(workflowId).describe().then((d) => d.status.name === 'COMPLETED', () => false);
+      if (!finished) preloadDevices(session.settings, discovery, settings.model, logger);
       workers = await startLocalWorkers(session.settings, logger, discovery);
     }
     const runInput: RunPipelineInput = {
@@ -132,11 +136,7 @@ export async function run(argv: string[]): Promise<number> {
     if (link) logger.info(`web UI: ${link}`);
     // A completed run needs no devices (and takes no signals)
     const completed = started.completed;
-    if (workers && !completed) {
-      // Models load (and compile) on every device while the reads are being prepared.
-      workers.preload(settings.model);
-      await workers.offerTo(started.handle);
-    }
+    if (workers && !completed) await workers.offerTo(started.handle);
 
     let result: RunPipelineResult;
     try {

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 8's GPU session on the device machine, one step per call (the machine keeps /tmp while
+# it stays warm, so consecutive calls build on each other):
+#   probe          the runtime from this checkout on CUDA: serve smoke test twice (cold, then
+#                  with the compile and converted-weights caches warm) and the determinism probe
+#   receive NN     copy the carried bundle piece .device/pieces/part-NN into /tmp/vp/pieces
+#   install        check SHA256SUMS, cat the pieces | tar x, install.sh with the machine's python3
+#   e2e PHASE...   gpu_predict_e2e.py phases against the installed bundle (its JSON goes to $OUT)
+set -uo pipefail
+OUT=${OUT:-/tmp/vp-out}
+VP=/tmp/vp
+mkdir -p "$OUT" "$VP"
+export PYTHONUNBUFFERED=1
+step=${1:?usage: gpu_e2e_session.sh probe|receive NN|install|e2e PHASE...}
+shift
+case "$step" in
+  probe)
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c 'import torch, torch._inductor.config as c; print("torch", torch.__version__, "| Inductor deterministic mode:", hasattr(c, "deterministic"))'
+    export VIRNUCPRO_STATE_DIR=$VP/probe-state PYTHONPATH=$PWD/gpu-runtime
+    for i in 1 2; do
+      timeout 200 python3 gpu-runtime/scripts/serve_smoke.py --device cuda:0 --synthetic tiny \
+        --shard bench/data/frames_500bp.arrow --work "$VP/smoke$i" > "$OUT/smoke$i.jsonl" 2> "$OUT/smoke$i.stderr"
+      echo "serve smoke $i: exit $?"
+      grep -o '"seconds":[0-9.]*,"numerics":{[^}]*}[^}]*},"phases":{[^}]*}' "$OUT/smoke$i.jsonl" | head -1
+      grep -c '"ok":false' "$OUT/smoke$i.jsonl" | sed 's/^/error replies: /'
+      tail -n 3 "$OUT/smoke$i.stderr"
+    done
+    timeout 420 python3 gpu-runtime/scripts/determinism_probe.py --frames 3072 --out "$OUT/determinism.json" | tail -40
+    ;;
+  receive)
+    mkdir -p "$VP/pieces"
+    cp ".device/pieces/part-$1"/* "$VP/pieces/" && ls -l "$VP/pieces"
+    ;;
+  install)
+    (cd "$VP/pieces" && sha256sum -c SHA256SUMS) || exit 1
+    rm -rf "$VP/host" && mkdir -p "$VP/host"
+    (cd "$VP/host" && cat "$VP"/pieces/virnucpro-*-linux-x64.tar.part-* | tar x) || exit 1
+    VIRNUCPRO_PYTHON=$(command -v python3) "$VP"/host/virnucpro-*-linux-x64/install.sh
+    ;;
+  e2e)
+    python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle "$(echo "$VP"/host/virnucpro-*-linux-x64)" --genomes .device/genomes \
+      --work "$VP/e2e" --out "$OUT/predict-e2e.json" "$@"
+    status=$?
+    cp "$VP/e2e/e2e-state.json" "$OUT/" 2>/dev/null
+    tail -n 30 "$VP"/e2e/*.log > "$OUT/e2e-logs.txt" 2>/dev/null
+    exit $status
+    ;;
+  *) echo "unknown step $step" >&2; exit 2 ;;
+esac
