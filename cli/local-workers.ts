@@ -53,8 +53,13 @@ function registerDevices(settings: Settings, discovery: DeviceDiscovery): string
   return devices;
 }
 
+/** Start every local device's runtime process now, so Python and PyTorch start while the rest does. */
+export function spawnRuntimes(settings: Settings, discovery: DeviceDiscovery): void {
+  for (const device of registerDevices(settings, discovery)) runtimeFor(device).spawn();
+}
+
 /**
- * Start every local device's runtime and load `model` now, before its first shard arrives (the
+ * Load `model` into every local device's runtime now, before its first shard arrives (the
  * shard's own load then finds it done). A failure here is only logged: the first shard loads
  * again and reports the problem as the step's failure.
  */

@@ -35,7 +35,7 @@ export function createCpuWorker(setup: WorkerSetup): Promise<Worker> {
  * Serves one device's queue. One step at a time: the device's runtime works on one shard; the
  * next one waits on the queue, already assigned, so the hand-over costs no workflow round-trip
  * (and a task moved to another device meanwhile never starts here). Heartbeats reach the server
- * every 2 s at most, so `virnucpro status` shows live progress.
+ * every second at most, so `virnucpro status` shows live progress.
  */
 export function createGpuWorker(device: string, setup: WorkerSetup): Promise<Worker> {
   return Worker.create({
@@ -44,7 +44,7 @@ export function createGpuWorker(device: string, setup: WorkerSetup): Promise<Wor
     taskQueue: gpuQueue(setup.taskQueuePrefix, device),
     activities: createStepActivities({ registry: setup.registry, device }),
     maxConcurrentActivityTaskExecutions: 1,
-    maxHeartbeatThrottleInterval: '2s',
-    defaultHeartbeatThrottleInterval: '2s',
+    maxHeartbeatThrottleInterval: '1s',
+    defaultHeartbeatThrottleInterval: '1s',
   });
 }

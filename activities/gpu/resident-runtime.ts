@@ -114,6 +114,11 @@ export class ResidentRuntime {
     return promise.then((result) => ({ runtime, load: result }));
   }
 
+  /** Start the runtime process now (Python and PyTorch take seconds to start), without loading anything. */
+  spawn(): void {
+    this.current();
+  }
+
   /** Start the runtime and load `load` now (e.g. while the reads are still being prepared). */
   preload(load: LoadArgs): Promise<LoadResult> {
     return this.ensureLoaded(load).then(({ load: result }) => result);

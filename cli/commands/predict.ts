@@ -8,9 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type winston from 'winston';
 import { parseCommand, UsageError } from '../args';
-import { runUiLink } from '../config';
+import { loadSettings, runUiLink } from '../config';
 import { discoverDevices, type DeviceDiscovery } from '../devices';
-import { preloadDevices, startLocalWorkers, type LocalWorkers } from '../local-workers';
+import { preloadDevices, spawnRuntimes, startLocalWorkers, type LocalWorkers } from '../local-workers';
+import { shutdownRuntimes } from '../../activities/gpu/resident-runtime';
 import { addRunLogFile } from '../logging';
 import { follow } from '../progress';
 import { runIdFor, startOrAttach } from '../runs';
@@ -97,7 +98,12 @@ export async function run(argv: string[]): Promise<number> {
   const folder = new OutputFolder(outDir, options.workDir ? path.resolve(options.workDir) : undefined);
   folder.claim(workflowId, { resume: options.resume, force: options.force });
 
-  const session = await openSession(options);
+  // The device runtimes start (Python, PyTorch, CUDA) while the Temporal server does.
+  if (options.workers) spawnRuntimes(loadSettings(options.config), discovery);
+  const session = await openSession(options).catch(async (error: unknown) => {
+    await shutdownRuntimes();
+    throw error;
+  });
   const { logger, client } = session;
   let workers: LocalWorkers | undefined;
   try {
@@ -115,6 +121,8 @@ export async function run(argv: string[]): Promise<number> {
       const finished = await client.workflow.getHandle(workflowId).describe().then((d) => d.status.name === 'COMPLETED', () => false);
       if (!finished) preloadDevices(session.settings, discovery, settings.model, logger);
       workers = await startLocalWorkers(session.settings, logger, discovery);
+    } else {
+      await shutdownRuntimes(); // the devices are another worker's
     }
     const runInput: RunPipelineInput = {
       dag,
@@ -164,6 +172,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await workers?.shutdown();
+    await shutdownRuntimes(); // started early, before it was known whether workers would run here
     await session.close();
   }
 }

@@ -154,7 +154,9 @@ class E2E:
                 worker.wait(timeout=60)
             run.stop_watch()
             log.close()
-        wall = round(time.time() - started, 1)
+        exited = round(time.time() - started, 1)
+        # The run's wall time: from the start of `predict` to its last output file (the report).
+        wall = round(max((out / name).stat().st_mtime for name in (*OUTPUT_FILES, "run_report.json", "run_report.md")) - started, 1)
         report = json.loads((out / "run_report.json").read_text())
         trace = read_trace(out / "trace.tsv")
         first_start = min(row["start"] for row in trace) / 1000
@@ -165,6 +167,7 @@ class E2E:
             "frames": frames,
             "shards": len(trace),
             "wall_s": wall,
+            "exit_s": exited,
             "first_frame_s": round(first_start - started, 1),
             "embed_s": round(last_end - first_start, 1),
             "embed_frames_per_s": round(frames / (last_end - first_start), 1),

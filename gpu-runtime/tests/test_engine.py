@@ -115,3 +115,18 @@ def test_dnabert_budget_is_four_esm2_budgets_unless_memory_is_short():
     small = engine.dnabert_budget_for(17 * gib, 59000)  # a 24 GB card after loading the models
     assert 4096 <= small < 4 * 59000
     assert small * engine.dnabert_bytes_per_token() <= 17 * gib * engine.CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS
+
+
+def test_rate_window_spans_shards_and_forgets_old_samples():
+    window = engine.RateWindow(seconds=10)
+    assert window.sample(0, 0, now=0.0) == (0.0, 0.0)
+    assert window.sample(100, 1_000, now=1.0) == (100.0, 1_000.0)
+    assert window.sample(200, 2_000, now=2.0) == (100.0, 1_000.0)
+    window.run_finished(200, 2_000)
+    # The next shard's first sample: its own count restarts, the device's rate does not dip.
+    assert window.sample(0, 0, now=2.5) == (80.0, 800.0)
+    assert window.sample(100, 1_000, now=3.0) == (100.0, 1_000.0)
+    # Twenty seconds later, at half the speed: only the last ten seconds count.
+    for step in range(1, 21):
+        rate = window.sample(100 + 50 * step, 1_000 + 500 * step, now=3.0 + step)
+    assert rate == pytest.approx((50.0, 500.0), rel=0.01)

@@ -17,7 +17,7 @@ os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
 def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cuda:N or cpu (default cpu)")
-    parser.add_argument("--progress-interval", type=float, default=2.0, help="seconds between progress events")
+    parser.add_argument("--progress-interval", type=float, default=1.0, help="seconds between progress events")
 
 
 def _run_serve(args: argparse.Namespace) -> int:

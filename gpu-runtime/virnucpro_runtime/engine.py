@@ -138,6 +138,33 @@ class Progress:
             return self.frames_done, self.esm2_tokens_done, time.perf_counter() - self.started
 
 
+class RateWindow:
+    """A device's frames/s and ESM-2 tokens/s over its last ``seconds`` of work, across
+    shards: a new shard's first seconds (tokenising, its DNABERT-S batches) do not make the
+    device look slow, as a rate since the shard's start would."""
+
+    def __init__(self, seconds: float = 10.0):
+        self.seconds = seconds
+        self._samples: deque = deque()
+        self._frames_before = 0
+        self._tokens_before = 0
+
+    def sample(self, frames: int, tokens: int, now: float | None = None) -> tuple[float, float]:
+        """Record the current run's counts; returns (frames/s, tokens/s) over the window."""
+        now = time.perf_counter() if now is None else now
+        total = (self._frames_before + frames, self._tokens_before + tokens)
+        self._samples.append((now, *total))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.seconds:
+            self._samples.popleft()
+        then, frames_then, tokens_then = self._samples[0]
+        span = now - then
+        return ((total[0] - frames_then) / span, (total[1] - tokens_then) / span) if span > 0 else (0.0, 0.0)
+
+    def run_finished(self, frames: int, tokens: int) -> None:
+        self._frames_before += frames
+        self._tokens_before += tokens
+
+
 _DONE = object()
 
 
@@ -173,15 +200,25 @@ class Engine:
         return {"id": hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16], **fields}
 
     @torch.inference_mode()
-    def warm_up(self) -> None:
+    def warm_up(self) -> dict[str, float]:
         """A small batch through each model, so compilation and kernel selection happen at
-        load time rather than inside the first shard."""
+        load time rather than inside the first shard. Returns the seconds each model took."""
         proteins = ["M" + "ACDEFGHIKLMNPQRSTVWY"[: k % 20] * (k // 20) for k in (37, 101, 166)]
         nucleotides = ["ACGTTGCA" * k for k in (20, 40, 62)]
         esm2 = packing.assemble_packed(self.models.tokenize_proteins(proteins), np.arange(3), pin=False)
         dna = packing.assemble_padded(self.models.tokenize_nucleotides(nucleotides), np.arange(3), self.models.dnabert_pad_id, pin=False)
+        seconds = {}
+        started = time.perf_counter()
         self.models.embed_proteins_packed(esm2.tokens.to(self.device), esm2.cu_seqlens.to(self.device), esm2.max_seqlen)
+        self._synchronize()
+        seconds["esm2_warm_up_s"] = time.perf_counter() - started
+        started = time.perf_counter()
         self.models.embed_nucleotides_padded(dna.input_ids.to(self.device), dna.lengths.to(self.device))
+        self._synchronize()
+        seconds["dnabert_warm_up_s"] = time.perf_counter() - started
+        return seconds
+
+    def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 

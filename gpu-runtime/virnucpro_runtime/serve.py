@@ -42,13 +42,15 @@ class Job:
 
 
 class Server:
-    def __init__(self, device: str, out: TextIO, progress_interval_s: float = 2.0):
+    def __init__(self, device: str, out: TextIO, progress_interval_s: float = 1.0):
         self.device = torch.device(device)
         self.out = out
         self.progress_interval_s = progress_interval_s
         self.monitor = DeviceMonitor(self.device)
         self.engine: engine_mod.Engine | None = None
         self._numerics_id = ""
+        self._rate = engine_mod.RateWindow()
+        self._rate_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._jobs: deque[Job] = deque()
         self._jobs_changed = threading.Condition()
@@ -206,12 +208,13 @@ class Server:
         budget = args.get("token_budget") or tuning.tuned_budget(self.device, models)
         engine = engine_mod.Engine(models, esm2_budget=budget, dnabert_budget=args.get("dnabert_token_budget"))
         engine.on_log = self.log_event
-        engine.warm_up()  # compiles (or loads the compiled kernels from the state directory)
+        warm_up = engine.warm_up()  # compiles (or loads the compiled kernels from the state directory)
         warm = time.perf_counter()
         try:
             cache.wait()
         except CacheCorrupt as exc:
             raise WeightsUnavailable(str(exc)) from exc
+        checked = time.perf_counter()
         self.engine = engine
         numerics = engine.numerics(deterministic)
         self._numerics_id = numerics["id"]
@@ -219,7 +222,12 @@ class Server:
             "models": {**models.describe(), "from_cache": cache.hits},
             "seconds": round(time.perf_counter() - started, 3),
             "numerics": numerics,
-            "phases": {"weights_s": round(weights_done - started, 3), "compile_and_warm_up_s": round(warm - weights_done, 3)},
+            "phases": {
+                "weights_s": round(weights_done - started, 3),
+                "compile_and_warm_up_s": round(warm - weights_done, 3),
+                **{name: round(value, 3) for name, value in warm_up.items()},
+                "weights_check_wait_s": round(checked - warm, 3),
+            },
         }
 
     def _run(self, job: Job) -> dict[str, Any]:
@@ -230,10 +238,13 @@ class Server:
         progress = engine_mod.Progress(frames_total=len(prepared))
         with self._jobs_changed:
             self._active_progress = progress
+        self._send_progress(job.request.id, progress)  # at once: the shard has started
         output = self.engine.run(prepared, embeddings=bool(args.get("embeddings", False)), progress=progress, cancel=job.cancel)
         table = shards.results_table(output.frame_ids, output.scores, output.dnabert, output.esm2)
         marker = shards.write_table_atomically(args["out"], table)
         self._send_progress(job.request.id, progress)
+        with self._rate_lock:
+            self._rate.run_finished(len(output.frame_ids), output.esm2_tokens)
         return {
             "frames": len(output.frame_ids),
             "out": os.path.abspath(args["out"]),
@@ -265,12 +276,14 @@ class Server:
 
     def _send_progress(self, run_id: str, progress: engine_mod.Progress) -> None:
         frames, tokens, elapsed = progress.snapshot()
+        with self._rate_lock:  # the worker and the reporter both sample
+            frames_per_s, tokens_per_s = self._rate.sample(frames, tokens)
         self.send(protocol.progress_event(
             run_id,
             frames_done=frames,
             frames_total=progress.frames_total,
-            tokens_per_s=round(tokens / elapsed, 1) if elapsed > 0 else 0.0,
-            frames_per_s=round(frames / elapsed, 2) if elapsed > 0 else 0.0,
+            tokens_per_s=round(tokens_per_s, 1),
+            frames_per_s=round(frames_per_s, 2),
             gpu_memory_bytes=self.monitor.memory_used_bytes(),
             gpu_utilization=self.monitor.utilization(),
             elapsed_s=round(elapsed, 3),
@@ -291,7 +304,7 @@ def _classify_error(exc: Exception) -> tuple[str, str]:
     return "internal", f"{type(exc).__name__}: {exc}"
 
 
-def main(device: str, progress_interval_s: float = 2.0) -> int:
+def main(device: str, progress_interval_s: float = 1.0) -> int:
     """Keep the protocol stream clean: fd 1 becomes stderr for everything else."""
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)

@@ -109,6 +109,14 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
     const attach = await predict([reads, '-o', path.join(dir, 'run-a'), ...TINY]);
     assert.equal(attach.code, 0, explain(attach));
     assert.match(attach.stderr, /attached to run virnucpro-/);
+
+    // The results deleted, the same command makes them again (the same bytes).
+    const expected = fs.readFileSync(path.join(dir, 'run-b', 'prediction_results.txt'), 'utf8');
+    fs.rmSync(path.join(dir, 'run-b', 'prediction_results.txt'));
+    const remade = await predict([reads, '-o', path.join(dir, 'run-b'), ...TINY]);
+    assert.equal(remade.code, 0, explain(remade));
+    assert.match(remade.stderr, /prediction_results\.txt is missing\); running it again/);
+    assert.equal(fs.readFileSync(path.join(dir, 'run-b', 'prediction_results.txt'), 'utf8'), expected);
   });
 
   it('prepares a read file edited in place again instead of serving the old frames from the cache', async () => {
