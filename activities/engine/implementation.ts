@@ -47,6 +47,12 @@ export interface Implementation<I = unknown, O = unknown, P = unknown> {
   inputs: z.ZodType<I>;
   outputs: z.ZodType<O>;
   params: z.ZodType<P>;
+  /**
+   * The implementation queues its own work on the device (as the resident runtime does), so the
+   * items of a group may all be handed to it at once: it gets the next ready while one computes.
+   * false: a group's items are run one after the other.
+   */
+  queuesOnDevice: boolean;
   run(inputs: I, ctx: StepContext<P>): Promise<O>;
 }
 
@@ -59,7 +65,8 @@ export function defineImplementation<I, O, P = Record<string, never>>(spec: {
   inputs: z.ZodType<I>;
   outputs: z.ZodType<O>;
   params?: z.ZodType<P>;
+  queuesOnDevice?: boolean;
   run(inputs: I, ctx: StepContext<P>): Promise<O>;
 }): Implementation<I, O, P> {
-  return { ...spec, params: spec.params ?? (z.object({}) as unknown as z.ZodType<P>) };
+  return { ...spec, params: spec.params ?? (z.object({}) as unknown as z.ZodType<P>), queuesOnDevice: spec.queuesOnDevice ?? false };
 }

@@ -1,6 +1,13 @@
 // The generic step activity: every worker registers `runStep`, which validates the task, looks
 // up the cache, runs the registered implementation in the step's own folder, checks that every
 // output file is complete, and records the step marker. gpu workers bind their device id here.
+//
+// A group (several items of a grouped gpu scatter in one task) is run item by item, exactly as
+// if each were its own task: its own cache key, folder and step marker, written as soon as that
+// item is done, so a group that is cancelled or fails keeps what it finished and a later task
+// with other grouping finds it in the cache. An implementation that queues its own device work
+// (`queuesOnDevice`) gets all the group's items at once, so it can prepare the next while one
+// computes; others get them one after the other.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdir, stat } from 'node:fs/promises';
@@ -12,7 +19,7 @@ import { readMarker, writeDoneMarker, writeFileAtomic } from '../files/atomic';
 import type { ActivityRegistry } from '../registry';
 import { cacheKey, cachedOutputs, fileRefsIn, stepDirectory, writeStepMarker } from './cache';
 import { hashFile } from './files';
-import type { FileRef, StepContext } from './implementation';
+import type { FileRef, Implementation, StepContext } from './implementation';
 
 const json = z.json();
 const stepTaskSchema = z.strictObject({
@@ -25,6 +32,7 @@ const stepTaskSchema = z.strictObject({
   cache: z.boolean(),
   inputs: z.record(z.string(), json),
   item: z.number().int().nonnegative().nullable(),
+  group: z.strictObject({ port: z.string().min(1), items: z.array(z.number().int().nonnegative()).min(1) }).nullable(),
   previousAttempts: z.number().int().nonnegative(),
   progressIntervalMs: z.number().int().nonnegative(),
 });
@@ -34,6 +42,8 @@ export interface StepActivityOptions {
   /** The device this worker serves (`<host>.gpu<N>`), null on cpu workers. */
   device: string | null;
 }
+
+type ItemResult = { outputs: Record<string, JsonValue>; cached: boolean; key: string };
 
 export function createStepActivities(options: StepActivityOptions): StepActivities {
   return {
@@ -47,34 +57,128 @@ export function createStepActivities(options: StepActivityOptions): StepActiviti
           throw ApplicationFailure.nonRetryable((error as Error).message, 'UnknownImplementation');
         }
       })();
-      const where = task.item === null ? task.process : `${task.process}[${task.item}]`;
-      const params = parseOrFail(implementation.params, task.params, 'InvalidStepParams', `params of ${where}`);
-      const inputs = parseOrFail(implementation.inputs, task.inputs, 'InvalidStepInput', `inputs of ${where}`);
-
-      const key = cacheKey(task);
-      const stepDir = stepDirectory(task.workDir, task.process, key);
       const activity = Context.current();
-      const result = (outputs: Record<string, JsonValue>, cached: boolean): StepResult => ({
-        outputs,
-        cached,
-        key,
-        device: options.device,
-        seconds: (Date.now() - started) / 1000,
-      });
+      const beats = new Heartbeats(task, options.device, activity);
+      const done = (result: ItemResult, items?: ItemResult[]): StepResult => ({ ...result, device: options.device, seconds: (Date.now() - started) / 1000, ...(items ? { items } : {}) });
+      if (!task.group) return done(await beats.whileAlive(() => runItem(task, implementation, options.device, activity, beats, 0)));
 
-      if (task.cache) {
-        const hit = await cachedOutputs(stepDir, key, () => activity.heartbeat());
-        if (hit) return result(hit, true);
+      const { port, items } = task.group;
+      const values = task.inputs[port] as JsonValue[];
+      if (!Array.isArray(values) || values.length !== items.length) {
+        throw ApplicationFailure.nonRetryable(`group of ${task.process}: ${items.length} items but ${Array.isArray(values) ? values.length : 'no'} values on "${port}"`, 'InvalidStepTask');
       }
-      await mkdir(stepDir, { recursive: true });
-      const ctx = stepContext(task, stepDir, params, options.device, activity);
-      const produced = await ctx.whileAlive(() => implementation.run(inputs, ctx));
-      const outputs = parseOrFail(implementation.outputs, produced, 'InvalidStepOutput', `outputs of ${where}`) as Record<string, JsonValue>;
-      for (const ref of fileRefsIn(outputs)) await assertMarked(ref, where);
-      if (task.cache) await writeStepMarker(stepDir, key, task.process, outputs);
-      return result(outputs, false);
+      const tasks = items.map((item, k): StepTask => ({ ...task, inputs: { ...task.inputs, [port]: values[k] }, item, group: null }));
+      // One item's failure stops the others; what finished keeps its marker.
+      const stop = new AbortController();
+      const signal = AbortSignal.any([activity.cancellationSignal, stop.signal]);
+      const run = (k: number) =>
+        runItem(tasks[k], implementation, options.device, activity, beats, k, signal).then(
+          (result) => {
+            beats.finished(k);
+            return result;
+          },
+          (error: unknown) => {
+            stop.abort(error);
+            throw error;
+          },
+        );
+      const results = await beats.whileAlive(async () => {
+        if (implementation.queuesOnDevice) return Promise.all(tasks.map((_, k) => run(k)));
+        const out: ItemResult[] = [];
+        for (let k = 0; k < tasks.length; k++) out.push(await run(k));
+        return out;
+      });
+      return done({ outputs: {}, cached: results.every((r) => r.cached), key: '' }, results);
     },
   };
+}
+
+/** One task (or one item of a group): cache look-up, the implementation, checks, step marker. */
+async function runItem(
+  task: StepTask,
+  implementation: Implementation,
+  device: string | null,
+  activity: Context,
+  beats: Heartbeats,
+  index: number,
+  signal: AbortSignal = activity.cancellationSignal,
+): Promise<ItemResult> {
+  const where = task.item === null ? task.process : `${task.process}[${task.item}]`;
+  const params = parseOrFail(implementation.params, task.params, 'InvalidStepParams', `params of ${where}`);
+  const inputs = parseOrFail(implementation.inputs, task.inputs, 'InvalidStepInput', `inputs of ${where}`);
+  const key = cacheKey(task);
+  const stepDir = stepDirectory(task.workDir, task.process, key);
+  if (task.cache) {
+    const hit = await cachedOutputs(stepDir, key, () => activity.heartbeat());
+    if (hit) return { outputs: hit, cached: true, key };
+  }
+  await mkdir(stepDir, { recursive: true });
+  const ctx = stepContext(task, stepDir, params, device, activity, signal, (details) => beats.send(index, details));
+  const produced = await implementation.run(inputs, ctx);
+  const outputs = parseOrFail(implementation.outputs, produced, 'InvalidStepOutput', `outputs of ${where}`) as Record<string, JsonValue>;
+  for (const ref of fileRefsIn(outputs)) await assertMarked(ref, where);
+  if (task.cache) await writeStepMarker(stepDir, key, task.process, outputs);
+  return { outputs, cached: false, key };
+}
+
+/**
+ * A step heartbeats at least this often while it runs, repeating its latest details when the
+ * implementation has said nothing new: the step's heartbeat timeout then measures whether its
+ * worker is alive (a killed worker's task moves within that timeout), not how chatty the
+ * implementation is. Stuck work is bounded by start-to-close, and on GPUs by the runtime watchdog.
+ */
+const KEEPALIVE_MS = 10_000;
+
+/**
+ * The activity's heartbeats: the details of the item being worked on (a group's first unfinished
+ * item: the one its device computes) go to Temporal and, throttled, to the run as progress.
+ */
+class Heartbeats {
+  private current = 0;
+  private readonly finishedItems = new Set<number>();
+  private lastBeat = 0;
+  private lastSignal = 0;
+  private lastDetails: Record<string, unknown> = {};
+
+  constructor(
+    private readonly task: StepTask,
+    private readonly device: string | null,
+    private readonly activity: Context,
+  ) {}
+
+  send(index: number, details: Record<string, unknown>): void {
+    if (index !== this.current) return;
+    this.activity.heartbeat(details);
+    const now = Date.now();
+    this.lastBeat = now;
+    this.lastDetails = details;
+    if (this.task.progressIntervalMs > 0 && now - this.lastSignal >= this.task.progressIntervalMs) {
+      this.lastSignal = now;
+      const item = this.task.group ? this.task.group.items[index] : this.task.item;
+      const beat: StepHeartbeat = { process: this.task.process, item, device: this.device, details: details as Record<string, JsonValue>, at: new Date(now).toISOString() };
+      // Progress is best effort: a finished or unreachable run must not fail the step.
+      this.activity.client.workflow.getHandle(this.task.runWorkflowId).signal(stepHeartbeatSignal, beat).catch(() => undefined);
+    }
+  }
+
+  finished(index: number): void {
+    this.finishedItems.add(index);
+    while (this.finishedItems.has(this.current)) this.current += 1;
+  }
+
+  async whileAlive<T>(work: () => Promise<T>): Promise<T> {
+    const keepalive = setInterval(() => {
+      if (Date.now() - this.lastBeat >= KEEPALIVE_MS) {
+        this.lastBeat = Date.now();
+        this.activity.heartbeat(this.lastDetails);
+      }
+    }, KEEPALIVE_MS / 2);
+    try {
+      return await work();
+    } finally {
+      clearInterval(keepalive);
+    }
+  }
 }
 
 function parseOrFail<T>(schema: z.ZodType<T>, value: unknown, type: string, what: string): T {
@@ -93,18 +197,15 @@ async function assertMarked(ref: FileRef, where: string): Promise<void> {
   }
 }
 
-/**
- * A step heartbeats at least this often while it runs, repeating its latest details when the
- * implementation has said nothing new: the step's heartbeat timeout then measures whether its
- * worker is alive (a killed worker's task moves within that timeout), not how chatty the
- * implementation is. Stuck work is bounded by start-to-close, and on GPUs by the runtime watchdog.
- */
-const KEEPALIVE_MS = 10_000;
-
-function stepContext<P>(task: StepTask, stepDir: string, params: P, device: string | null, activity: Context): StepContext<P> & { whileAlive<T>(work: () => Promise<T>): Promise<T> } {
-  let lastSignal = 0;
-  let lastBeat = 0;
-  let lastDetails: Record<string, unknown> = {};
+function stepContext<P>(
+  task: StepTask,
+  stepDir: string,
+  params: P,
+  device: string | null,
+  activity: Context,
+  signal: AbortSignal,
+  heartbeat: (details: Record<string, unknown>) => void,
+): StepContext<P> {
   const resolveInStep = (name: string): string => {
     const path = isAbsolute(name) ? normalize(name) : join(stepDir, name);
     if (!isAbsolute(name) && relative(stepDir, path).startsWith('..')) throw new Error(`"${name}" leaves the step folder`);
@@ -116,32 +217,8 @@ function stepContext<P>(task: StepTask, stepDir: string, params: P, device: stri
     process: task.process,
     attempt: task.previousAttempts + activity.info.attempt,
     device,
-    signal: activity.cancellationSignal,
-    async whileAlive(work) {
-      const keepalive = setInterval(() => {
-        if (Date.now() - lastBeat >= KEEPALIVE_MS) {
-          lastBeat = Date.now();
-          activity.heartbeat(lastDetails);
-        }
-      }, KEEPALIVE_MS / 2);
-      try {
-        return await work();
-      } finally {
-        clearInterval(keepalive);
-      }
-    },
-    heartbeat(details = {}) {
-      activity.heartbeat(details);
-      const now = Date.now();
-      lastBeat = now;
-      lastDetails = details;
-      if (task.progressIntervalMs > 0 && now - lastSignal >= task.progressIntervalMs) {
-        lastSignal = now;
-        const beat: StepHeartbeat = { process: task.process, item: task.item, device, details: details as Record<string, JsonValue>, at: new Date(now).toISOString() };
-        // Progress is best effort: a finished or unreachable run must not fail the step.
-        activity.client.workflow.getHandle(task.runWorkflowId).signal(stepHeartbeatSignal, beat).catch(() => undefined);
-      }
-    },
+    signal,
+    heartbeat: (details = {}) => heartbeat(details),
     async writeFile(name, data, rows) {
       const path = resolveInStep(name);
       await mkdir(dirname(path), { recursive: true });

@@ -10,6 +10,7 @@ import { defineImplementation, fileRef } from '../engine/implementation';
 import { loadArgs, ProgressEvent } from './protocol';
 import { runtimeFor } from './resident-runtime';
 import { RuntimeFailure } from './runtime-process';
+import { DEVICE_STALLED } from '../../workflows/engine/messages';
 
 export const EMBED_SHARD = 'gpu.embed-classify';
 
@@ -50,6 +51,8 @@ export const embedShard = defineImplementation({
   inputs: z.object({ shard: fileRef }),
   outputs: z.object({ result: shardResult }),
   params: embedParams,
+  // The runtime computes one shard at a time and reads and tokenises the next queued one meanwhile.
+  queuesOnDevice: true,
   async run({ shard }, ctx) {
     if (!ctx.device) throw ApplicationFailure.nonRetryable(`${EMBED_SHARD} must run on a device queue (resource: gpu)`);
     await assertFileIntact(shard);
@@ -91,6 +94,7 @@ export const embedShard = defineImplementation({
     } catch (error) {
       if (error instanceof RuntimeFailure) {
         const message = `runtime on ${ctx.device} (${shard.path}): ${error.message}`;
+        if (error.type === 'stalled') throw ApplicationFailure.create({ type: DEVICE_STALLED, message });
         if (NOT_RETRYABLE.has(error.type)) throw ApplicationFailure.create({ type: `runtime.${error.type}`, message, nonRetryable: true });
         throw ApplicationFailure.create({ type: `runtime.${error.type}`, message });
       }

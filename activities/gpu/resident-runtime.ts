@@ -139,6 +139,11 @@ export class ResidentRuntime {
     try {
       return await attempt('loading');
     } catch (error) {
+      if (error instanceof RuntimeFailure && error.type === 'stalled') {
+        // The shard goes to another device; this one gets a fresh runtime meanwhile.
+        this.preload(load).catch(() => undefined);
+        throw error;
+      }
       // A runtime that died mid-shard (not one that refused the input) gets one fresh retry here.
       if (!(error instanceof RuntimeFailure) || error.type !== 'exited' || hooks.signal?.aborted) throw error;
       return attempt('starting');
@@ -183,7 +188,7 @@ export class ResidentRuntime {
       .then(
         (result) => result,
         (error: unknown) => {
-          if (stalled) throw new RuntimeFailure('exited', `runtime on ${this.deviceId} sent nothing for ${this.stallMs / 1000}s while running ${args.shard}; it was killed and will be restarted`);
+          if (stalled) throw new RuntimeFailure('stalled', `the runtime on ${this.deviceId} sent nothing for ${this.stallMs / 1000} s while running ${args.shard}; it was killed and is being restarted`);
           throw error;
         },
       )

@@ -14,8 +14,11 @@ const STDERR_TAIL_LINES = 40;
 
 export class RuntimeFailure extends Error {
   constructor(
-    /** A protocol error type, or `exited` when the process died, `protocol` for a malformed message. */
-    readonly type: RuntimeErrorType | 'exited' | 'protocol',
+    /**
+     * A protocol error type, or `exited` when the process died, `stalled` when it stopped answering
+     * and was killed, `protocol` for a malformed message.
+     */
+    readonly type: RuntimeErrorType | 'exited' | 'stalled' | 'protocol',
     message: string,
   ) {
     super(message);

@@ -9,7 +9,7 @@ import { assertFileIntact } from '../engine/files';
 import { defineImplementation, fileRef } from '../engine/implementation';
 import { shardResult } from '../gpu/embed-shard';
 import { writePredictionOutputs } from './prediction-outputs';
-import { writeTrace } from './trace';
+import { writeTelemetry, writeTrace } from './trace';
 import { OutputWriteError } from './text-file-writer';
 import { ApplicationFailure } from '@temporalio/common';
 
@@ -35,6 +35,7 @@ export const outputsSummary = z.strictObject({
   virusChunks: z.number().int(),
   records: z.number().int(),
   calls: z.strictObject({ virus: z.number().int(), others: z.number().int(), no_frames: z.number().int() }),
+  scoreHistogram: z.array(z.number().int()),
   devices: z.record(z.string(), deviceThroughput),
 });
 export type OutputsSummary = z.infer<typeof outputsSummary>;
@@ -68,7 +69,7 @@ export const writeOutputsImplementation = defineImplementation({
         synthetic: ctx.params.synthetic,
       });
       const files = written.files.map((f) => ({ file: f.path, rows: f.rows, bytes: f.bytes, sha256: f.sha256 }));
-      files.push(await writeTrace(ctx.params.outDir, results, ctx.params.synthetic));
+      files.push(await writeTrace(ctx.params.outDir, results, ctx.params.synthetic), await writeTelemetry(ctx.params.outDir, results, ctx.params.synthetic));
       if (idMap) {
         const target = path.join(ctx.params.outDir, ID_MAP_FILE);
         await copyAtomic(idMap.path, target);

@@ -27,6 +27,9 @@ export interface PredictionOutputsRequest {
   synthetic: SyntheticWeights;
 }
 
+/** Bins of the frames' P(virus) histogram in the run report: [0, 0.05), ..., [0.95, 1]. */
+export const SCORE_BINS = 20;
+
 export interface PredictionOutputs {
   files: WrittenFile[];
   frames: number;
@@ -34,6 +37,8 @@ export interface PredictionOutputs {
   virusChunks: number;
   records: number;
   calls: Record<RecordCall, number>;
+  /** Frames per P(virus) bin (SCORE_BINS bins). */
+  scoreHistogram: number[];
 }
 
 /** Writes one file under its temporary name; `published` later moves them all into place. */
@@ -80,6 +85,7 @@ async function writeAll(request: PredictionOutputsRequest, outputs: OutputSet): 
   const summary = new SequenceSummary(records);
   const chunkCalls = new ChunkCalls();
 
+  const scoreHistogram = new Array<number>(SCORE_BINS).fill(0);
   const predictions = await outputs.write(path.join(request.outDir, PREDICTION_FILE), async (out) => {
     await out.line('Sequence_ID\tPrediction\tscore1\tscore2', false);
     let frames = 0;
@@ -92,6 +98,7 @@ async function writeAll(request: PredictionOutputsRequest, outputs: OutputSet): 
         await out.line(`${frame.frameId}\t${prediction}\t${formatFloat32(frame.scoreOthers)}\t${formatFloat32(frame.scoreVirus)}`);
         chunkCalls.add(frame.frameId, frame.scoreOthers, frame.scoreVirus);
         summary.addFrame(parsed.recordId, frame.scoreVirus);
+        scoreHistogram[Math.min(SCORE_BINS - 1, Math.max(0, Math.floor(frame.scoreVirus * SCORE_BINS)))] += 1;
         frames += 1;
       }
     }
@@ -123,5 +130,6 @@ async function writeAll(request: PredictionOutputsRequest, outputs: OutputSet): 
     virusChunks: highest.result,
     records: records.length,
     calls: recordCalls,
+    scoreHistogram,
   };
 }

@@ -1,12 +1,17 @@
-// run_report.json (machine-readable) and run_report.md (a short human summary) for one run:
-// what was computed where, how fast, what came from the cache, and what the user should know.
+// run_report.json (machine-readable), run_report.md (a short human summary) and report.html (the
+// same with plots, report-html.ts) for one run: what was computed where, how fast, what came
+// from the cache, and what the user should know.
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../files/atomic';
 import type { OutputsSummary } from './implementation';
 import { syntheticBanner, SyntheticWeights } from './prediction-outputs';
+import { renderReportHtml, type TelemetryRow, type TraceRow } from './report-html';
+import { TELEMETRY_FILE, TRACE_FILE } from './trace';
 
 export const RUN_REPORT_JSON = 'run_report.json';
 export const RUN_REPORT_MD = 'run_report.md';
+export const REPORT_HTML = 'report.html';
 
 export interface StepReport {
   tasks: number | null;
@@ -17,6 +22,11 @@ export interface StepReport {
   wallSeconds: number | null;
   /** Summed task durations. */
   busySeconds: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Attempts that failed, or timed out (a lost heartbeat: a stalled device or a lost worker). */
+  failedAttempts: number;
+  timedOutAttempts: number;
 }
 
 export interface RunReport {
@@ -98,12 +108,42 @@ function markdown(r: RunReport): string {
   return lines.join('\n');
 }
 
+/** The rows of one of our TSV files (a synthetic run's banner line skipped), keyed by column. */
+async function readTsv(file: string): Promise<Array<Record<string, string>>> {
+  const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').filter((l) => l && !l.startsWith('#'));
+  if (lines.length === 0) return [];
+  const header = lines[0].split('\t');
+  return lines.slice(1).map((line) => Object.fromEntries(line.split('\t').map((value, i) => [header[i], value])));
+}
+
+const numberOrNull = (text: string | undefined) => (text === undefined || text === '' ? null : Number(text));
+
 export async function writeRunReport(report: RunReport): Promise<string[]> {
   const json = path.join(report.outputDir, RUN_REPORT_JSON);
   const md = path.join(report.outputDir, RUN_REPORT_MD);
+  const html = path.join(report.outputDir, REPORT_HTML);
   // JSON has no comments: a synthetic run's report leads with a WARNING field instead.
   const body = report.synthetic ? { WARNING: syntheticBanner(report.synthetic).replace(/^# /, ''), ...report } : report;
   await writeFileAtomic(json, JSON.stringify(body, null, 2) + '\n');
   await writeFileAtomic(md, markdown(report));
-  return [json, md];
+  const trace: TraceRow[] = (await readTsv(path.join(report.outputDir, TRACE_FILE))).map((r) => ({
+    shard: r.shard,
+    device: r.device,
+    attempt: Number(r.attempt),
+    start: Number(r.start),
+    end: Number(r.end),
+    frames: Number(r.frames),
+    peakMemoryBytes: numberOrNull(r.peak_memory_bytes),
+    restarts: Number(r.restarts),
+  }));
+  const telemetry: TelemetryRow[] = (await readTsv(path.join(report.outputDir, TELEMETRY_FILE))).map((r) => ({
+    device: r.device,
+    shard: r.shard,
+    time: Number(r.time),
+    framesPerSecond: Number(r.frames_per_s),
+    gpuUtilization: numberOrNull(r.gpu_utilization),
+    gpuMemoryBytes: numberOrNull(r.gpu_memory_bytes),
+  }));
+  await writeFileAtomic(html, renderReportHtml({ report, trace, telemetry }));
+  return [json, md, html];
 }

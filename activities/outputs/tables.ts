@@ -89,3 +89,34 @@ export async function* readFrameScores(file: string): AsyncGenerator<FrameScore>
     }
   }
 }
+
+/** What the runtime measured once a second while it computed a shard (docs/data-formats.md). */
+export interface TelemetrySample {
+  /** Unix seconds. */
+  time: number;
+  framesDone: number;
+  framesPerSecond: number;
+  gpuUtilization: number | null;
+  gpuMemoryBytes: number | null;
+}
+
+const TELEMETRY_COLUMNS = ['time', 'frames_done', 'frames_per_s', 'gpu_utilization', 'gpu_memory_bytes'];
+
+/**
+ * A shard result's telemetry (`<result>.telemetry.json` beside it, docs/data-formats.md); empty
+ * when there is none (informational: it has no marker, and a run without it just plots less).
+ */
+export async function readResultTelemetry(file: string): Promise<TelemetrySample[]> {
+  const telemetryFile = `${file}.telemetry.json`;
+  const text = await fs.readFile(telemetryFile, 'utf8').catch(() => null);
+  if (!text) return [];
+  const parsed = JSON.parse(text) as { columns: string[]; rows: Array<Array<number | null>> };
+  if (parsed.columns.join() !== TELEMETRY_COLUMNS.join()) throw new TableFormatError(telemetryFile, `telemetry columns ${parsed.columns.join(', ')} are not ${TELEMETRY_COLUMNS.join(', ')}`);
+  return parsed.rows.map(([time, framesDone, framesPerSecond, gpuUtilization, gpuMemoryBytes]) => ({
+    time: time as number,
+    framesDone: framesDone as number,
+    framesPerSecond: framesPerSecond as number,
+    gpuUtilization,
+    gpuMemoryBytes,
+  }));
+}

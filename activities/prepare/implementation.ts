@@ -7,11 +7,12 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { defineImplementation } from '../engine/implementation';
 import { ReadInputError } from './errors';
-import { DEFAULT_SHARD_FRAMES, prepareReads, prepareReadsOutput } from './prepare-activity';
+import { prepareReads, prepareReadsOutput } from './prepare-activity';
 
 export const prepareParams = z.strictObject({
   expectedLength: z.number().int().min(3).max(1_000_000),
-  shardFrames: z.number().int().min(1).max(10_000_000).default(DEFAULT_SHARD_FRAMES),
+  /** null: sized for the input (shard-size.ts). */
+  shardFrames: z.number().int().min(1).max(10_000_000).nullable(),
 });
 
 /**

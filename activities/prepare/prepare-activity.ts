@@ -20,8 +20,9 @@ import { ReadInputError } from './errors';
 import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './prepared-reads';
 import { readSequences } from './sequence-reader';
 import { SixFrameTranslator, type FrameName } from './translation';
+import { estimateFrames, shardFramesFor } from './shard-size';
 
-export const DEFAULT_SHARD_FRAMES = 50_000;
+
 /** Records per Arrow batch of the records table (it is streamed, never held whole). */
 const RECORDS_BATCH = 10_000;
 const PROGRESS_EVERY_CHUNKS = 20_000;
@@ -33,7 +34,8 @@ export const prepareReadsInput = z.strictObject({
   expectedLength: z.number().int().min(3).max(1_000_000),
   /** Folder for the shards, records table and id map; created if missing. */
   workDir: z.string().min(1),
-  shardFrames: z.number().int().min(1).max(10_000_000).default(DEFAULT_SHARD_FRAMES),
+  /** Frames per shard, the unit a device computes and the cache keeps; absent: shard-size.ts's estimate for the input. */
+  shardFrames: z.number().int().min(1).max(10_000_000).nullish(),
 });
 export type PrepareReadsInput = z.input<typeof prepareReadsInput>;
 
@@ -90,7 +92,8 @@ export function shardFileName(index: number): string {
 }
 
 export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHooks = {}): Promise<PrepareReadsOutput> {
-  const input = prepareReadsInput.parse(rawInput);
+  const parsed = prepareReadsInput.parse(rawInput);
+  const input = { ...parsed, shardFrames: parsed.shardFrames ?? shardFramesFor(estimateFrames(parsed.input, parsed.expectedLength)) };
   await mkdir(input.workDir, { recursive: true });
   const stats = emptyStats();
   const shards: FileRef[] = [];

@@ -1,4 +1,5 @@
-// `virnucpro list`: the runs Temporal knows, newest first.
+// `virnucpro list`: the runs Temporal knows, newest first, with their sample and frames done
+// (from the memo the workflow keeps current, so no worker needs to answer).
 import { z } from 'zod';
 import { commonShape, parseCommand, type CommandSpec } from '../args';
 import { runMemo } from '../runs';
@@ -34,14 +35,16 @@ export async function run(argv: string[]): Promise<number> {
     const query = options.running ? 'ExecutionStatus = "Running"' : undefined;
     for await (const execution of session.client.workflow.list({ query, pageSize: options.limit })) {
       const memo = runMemo(execution.memo);
-      rows.push([execution.workflowId, execution.status.name, memo.pipeline ?? execution.type, age(execution.startTime), age(execution.closeTime), memo.runDir ?? '-']);
+      const p = memo.progress;
+      const frames = p?.framesTotal ? `${p.framesDone ?? 0}/${p.framesTotal}` : '-';
+      rows.push([execution.workflowId, execution.status.name, memo.pipeline ?? execution.type, memo.sample ?? '-', frames, age(execution.startTime), age(execution.closeTime), memo.runDir ?? '-']);
       if (rows.length >= options.limit) break;
     }
     if (!rows.length) {
       process.stdout.write('no runs\n');
       return 0;
     }
-    const header = ['RUN', 'STATUS', 'PIPELINE', 'STARTED (UTC)', 'CLOSED (UTC)', 'DIRECTORY'];
+    const header = ['RUN', 'STATUS', 'PIPELINE', 'SAMPLE', 'FRAMES', 'STARTED (UTC)', 'CLOSED (UTC)', 'DIRECTORY'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     for (const row of [header, ...rows]) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd() + '\n');
     return 0;

@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { commonShape, type CommandSpec, type OptionSpec } from '../args';
+import { MAX_SHARD_FRAMES, MIN_SHARD_FRAMES, SHARDS_PER_RUN } from '../../activities/prepare/shard-size';
 
 /** Fork options that no longer mean anything here, and why. */
 export const OBSOLETE_OPTIONS: Array<OptionSpec & { why: string }> = [
@@ -39,7 +40,7 @@ const schema = z.object({
   syntheticWeights: z.enum(['tiny', 'full']).optional(),
   esm2Weights: z.string().min(1).optional(),
   dnabertWeights: z.string().min(1).optional(),
-  shardFrames: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
+  shardFrames: z.coerce.number().int().min(1).max(10_000_000).optional(),
   tokenBudget: z.coerce.number().int().positive().optional(),
   embeddings: z.boolean().default(false),
   exact: z.boolean().default(false),
@@ -68,7 +69,7 @@ export const predictSpec: CommandSpec<PredictOptions> = {
     { long: 'synthetic-weights', value: 'tiny|full', help: 'random test weights instead of the real models (results are NOT biology)' },
     { long: 'esm2-weights', value: 'PATH', help: 'ESM-2 3B: fair-esm .pt file or Hugging Face folder (default: <weights>/esm2_t36_3B_UR50D[.pt])' },
     { long: 'dnabert-weights', value: 'DIR', help: 'DNABERT-S Hugging Face folder (default: <weights>/DNABERT-S)' },
-    { long: 'shard-frames', value: 'N', help: 'frames per GPU task (default 50000)' },
+    { long: 'shard-frames', value: 'N', help: `frames per shard, the unit a GPU computes and the cache keeps (default: about ${SHARDS_PER_RUN} shards per input, ${MIN_SHARD_FRAMES}-${MAX_SHARD_FRAMES} frames each)` },
     { long: 'token-budget', value: 'N', help: 'ESM-2 tokens per batch (default: tuned per device)' },
     { long: 'exact', help: 'fp32 on GPUs too, as the original computes (about 12x slower; default: ESM-2 in bf16, DNABERT-S fp32 with TF32)' },
     { long: 'embeddings', help: 'also keep the DNABERT-S and ESM-2 embeddings in the shard results (implies -k)' },
@@ -91,7 +92,11 @@ export function runtimeDtype(cpuOnly: boolean, exact: boolean): 'float32' | null
   return cpuOnly || exact ? 'float32' : null;
 }
 
+/** The input file's name without compression and format suffixes: `S01.fastq.gz` -> `S01`. */
+export function sampleName(input: string): string {
+  return path.basename(input).replace(/\.(gz|bz2|xz)$/i, '').replace(/\.[^.]*$/, '');
+}
+
 export function defaultOutputDir(input: string): string {
-  const base = path.basename(input).replace(/\.(gz|bz2|xz)$/i, '').replace(/\.[^.]*$/, '');
-  return `${base}_predictions`;
+  return `${sampleName(input)}_predictions`;
 }

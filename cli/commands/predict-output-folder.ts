@@ -7,12 +7,12 @@ import * as path from 'node:path';
 import { UsageError } from '../args';
 import { HIGHEST_SCORE_FILE, PREDICTION_FILE, SUMMARY_FILE } from '../../activities/outputs/prediction-outputs';
 import { ID_MAP_FILE } from '../../activities/outputs/implementation';
-import { RUN_REPORT_JSON, RUN_REPORT_MD } from '../../activities/outputs/run-report';
-import { TRACE_FILE } from '../../activities/outputs/trace';
+import { REPORT_HTML, RUN_REPORT_JSON, RUN_REPORT_MD } from '../../activities/outputs/run-report';
+import { TELEMETRY_FILE, TRACE_FILE } from '../../activities/outputs/trace';
 
 const STATE_DIR = '.virnucpro';
 const RUN_FILE = 'run.json';
-const RESULT_FILES = [PREDICTION_FILE, HIGHEST_SCORE_FILE, SUMMARY_FILE, TRACE_FILE, ID_MAP_FILE, RUN_REPORT_JSON, RUN_REPORT_MD];
+const RESULT_FILES = [PREDICTION_FILE, HIGHEST_SCORE_FILE, SUMMARY_FILE, TRACE_FILE, TELEMETRY_FILE, ID_MAP_FILE, RUN_REPORT_JSON, RUN_REPORT_MD, REPORT_HTML];
 
 /** Remove what a previous run put in `dir` (and nothing else the user keeps there). */
 export function clearRunFiles(dir: string): void {

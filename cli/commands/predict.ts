@@ -14,17 +14,18 @@ import { preloadDevices, spawnRuntimes, startLocalWorkers, type LocalWorkers } f
 import { shutdownRuntimes } from '../../activities/gpu/resident-runtime';
 import { addRunLogFile } from '../logging';
 import { follow } from '../progress';
-import { runIdFor, startOrAttach } from '../runs';
+import { hasRunSearchAttributes, runIdFor, runSearchAttributes, startOrAttach } from '../runs';
 import { openSession } from '../session';
 import { outputsSummary } from '../../activities/outputs/implementation';
 import { syntheticBanner } from '../../activities/outputs/prediction-outputs';
 import { deviceRates, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
+import { OutputWriteError } from '../../activities/outputs/text-file-writer';
 import { prepareStats } from '../../activities/prepare/prepare-activity';
 import { fingerprintReads } from '../../activities/prepare/implementation';
 import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
 import { cpuQueue } from '../../workflows/queues';
 import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
-import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, type PredictOptions } from './predict-options';
+import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, sampleName, type PredictOptions } from './predict-options';
 import { resolveWeights, weightFingerprints } from './predict-weights';
 import { OutputFolder } from './predict-output-folder';
 import { failureTypes, INPUT_FAILURE_TYPES } from './run-failures';
@@ -85,7 +86,7 @@ export async function run(argv: string[]): Promise<number> {
   const cpuOnly = discovery.devices.every((d) => d.kind === 'cpu');
   const settings: VirnucproSettings = {
     expectedLength: options.expectedLength ?? (options.modelType === '300' ? 300 : 500),
-    shardFrames: options.shardFrames,
+    shardFrames: options.shardFrames ?? null,
     model: { ...weights, synthetic, dtype: runtimeDtype(cpuOnly, options.exact), token_budget: options.tokenBudget ?? null },
     weightFiles: weightFingerprints(weights),
     embeddings: options.embeddings,
@@ -124,14 +125,28 @@ export async function run(argv: string[]): Promise<number> {
     } else {
       await shutdownRuntimes(); // the devices are another worker's
     }
+    const searchable = await hasRunSearchAttributes(client, session.settings.namespace);
+    if (!searchable) logger.verbose('the Temporal server has no virnucpro search attributes; the Web UI lists runs without them (cli/README.md says how to add them)');
     const runInput: RunPipelineInput = {
       dag,
       inputs: { reads },
       workDir: folder.workDir,
       taskQueuePrefix: session.settings.taskQueuePrefix,
       devices: workers?.devices ?? [],
+      searchAttributes: searchable,
     };
-    const request = { pipeline: dag.name, identity, workflowType: 'runPipeline', args: [runInput], taskQueue: queue, runDir: outDir, force: options.force };
+    const sample = sampleName(input);
+    const request = {
+      pipeline: dag.name,
+      identity,
+      workflowType: 'runPipeline',
+      args: [runInput],
+      taskQueue: queue,
+      runDir: outDir,
+      force: options.force,
+      memo: { input, sample },
+      searchAttributes: searchable ? runSearchAttributes(sample, input) : undefined,
+    };
     let started = await startOrAttach(client, request);
     const gone = started.completed ? await missingDeliverable(started.handle) : null;
     if (gone) {
@@ -156,7 +171,11 @@ export async function run(argv: string[]): Promise<number> {
     const summary = outputsSummary.parse(result.outputs.summary);
     const stats = prepareStats.parse(result.outputs.stats);
     const report = await buildReport(started.handle, { workflowId: started.workflowId, runId: started.runId, link, input, outDir, settings, synthetic, stats, summary, result });
-    const reportFiles = await writeRunReport(report);
+    const reportFiles = await writeRunReport(report).catch((error: NodeJS.ErrnoException) => {
+      // The results are written; a full disk for the report is still the user's to fix (exit 2).
+      if (error.code === 'ENOSPC' || error.code === 'EDQUOT') throw new UsageError(new OutputWriteError(path.join(outDir, 'run_report.*'), error.code, error).message);
+      throw error;
+    });
     if (!options.keepIntermediate && !options.embeddings) folder.removeIntermediates();
 
     for (const warning of report.warnings) logger.warn(warning);
@@ -224,7 +243,18 @@ async function buildReport(handle: WorkflowHandle, f: ReportFacts): Promise<RunR
   const steps = Object.fromEntries(
     Object.entries(f.result.progress.steps).map(([name, s]) => [
       name,
-      { tasks: s.total, done: s.done, cached: s.cached, failed: s.failed, wallSeconds: timings[name]?.wallSeconds ?? null, busySeconds: timings[name]?.busySeconds ?? null },
+      {
+        tasks: s.total,
+        done: s.done,
+        cached: s.cached,
+        failed: s.failed,
+        wallSeconds: timings[name]?.wallSeconds ?? null,
+        busySeconds: timings[name]?.busySeconds ?? null,
+        startedAt: timings[name] ? new Date(timings[name].firstStart).toISOString() : null,
+        finishedAt: timings[name] ? new Date(timings[name].lastEnd).toISOString() : null,
+        failedAttempts: timings[name]?.failedAttempts ?? 0,
+        timedOutAttempts: timings[name]?.timedOutAttempts ?? 0,
+      },
     ]),
   );
   const partial = { prepare: f.stats, devices: deviceRates(devices), synthetic: f.synthetic, results };

@@ -8,6 +8,12 @@ export interface StepTiming {
   wallSeconds: number;
   /** Sum of task durations (exceeds the wall time when tasks ran in parallel). */
   busySeconds: number;
+  /** Unix ms of the first task start and the last completion. */
+  firstStart: number;
+  lastEnd: number;
+  /** Attempts that failed, or timed out (a lost heartbeat: a stalled device or a lost worker). */
+  failedAttempts: number;
+  timedOutAttempts: number;
 }
 
 interface Timestamp {
@@ -36,7 +42,8 @@ export async function stepTimings(handle: WorkflowHandle): Promise<Record<string
   const history = await handle.fetchHistory();
   const scheduled = new Map<string, string>();
   const started = new Map<string, number>();
-  const spans = new Map<string, { first: number; last: number; busy: number }>();
+  const spans = new Map<string, { first: number; last: number; busy: number; failed: number; timedOut: number }>();
+  const span = (process: string, begin: number, end: number) => spans.get(process) ?? { first: begin, last: end, busy: 0, failed: 0, timedOut: 0 };
   for (const event of history.events ?? []) {
     const at = toMs(event.eventTime as Timestamp);
     const id = String(event.eventId);
@@ -53,12 +60,26 @@ export async function stepTimings(handle: WorkflowHandle): Promise<Record<string
       const process = scheduled.get(key);
       const begin = started.get(key);
       if (!process || begin === undefined) continue;
-      const span = spans.get(process) ?? { first: begin, last: at, busy: 0 };
-      span.first = Math.min(span.first, begin);
-      span.last = Math.max(span.last, at);
-      span.busy += at - begin;
-      spans.set(process, span);
+      const s = span(process, begin, at);
+      s.first = Math.min(s.first, begin);
+      s.last = Math.max(s.last, at);
+      s.busy += at - begin;
+      spans.set(process, s);
+    }
+    const lost = event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+    if (lost && at !== null) {
+      const process = scheduled.get(String(lost.scheduledEventId));
+      if (!process) continue;
+      const s = span(process, at, at);
+      if (event.activityTaskTimedOutEventAttributes) s.timedOut += 1;
+      else s.failed += 1;
+      spans.set(process, s);
     }
   }
-  return Object.fromEntries([...spans].map(([process, s]) => [process, { wallSeconds: (s.last - s.first) / 1000, busySeconds: s.busy / 1000 }]));
+  return Object.fromEntries(
+    [...spans].map(([process, s]) => [
+      process,
+      { wallSeconds: (s.last - s.first) / 1000, busySeconds: s.busy / 1000, firstStart: s.first, lastEnd: s.last, failedAttempts: s.failed, timedOutAttempts: s.timedOut },
+    ]),
+  );
 }

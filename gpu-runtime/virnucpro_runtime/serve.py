@@ -39,6 +39,9 @@ class Job:
     request: protocol.Request
     cancel: threading.Event = field(default_factory=threading.Event)
     prepared: concurrent.futures.Future | None = None
+    # (Unix time, frames done, frames/s, GPU utilisation, GPU memory) at every progress event,
+    # written beside the shard result (shards.TELEMETRY_COLUMNS) for the run's report.
+    telemetry: list = field(default_factory=list)
 
 
 class Server:
@@ -238,11 +241,12 @@ class Server:
         progress = engine_mod.Progress(frames_total=len(prepared))
         with self._jobs_changed:
             self._active_progress = progress
-        self._send_progress(job.request.id, progress)  # at once: the shard has started
+        self._send_progress(job, progress)  # at once: the shard has started
         output = self.engine.run(prepared, embeddings=bool(args.get("embeddings", False)), progress=progress, cancel=job.cancel)
+        self._send_progress(job, progress)
         table = shards.results_table(output.frame_ids, output.scores, output.dnabert, output.esm2)
         marker = shards.write_table_atomically(args["out"], table)
-        self._send_progress(job.request.id, progress)
+        shards.write_telemetry(args["out"], job.telemetry)
         with self._rate_lock:
             self._rate.run_finished(len(output.frame_ids), output.esm2_tokens)
         return {
@@ -269,23 +273,25 @@ class Server:
                     return
                 job, progress = self._active, self._active_progress
             if job is not None and progress is not None:
-                self._send_progress(job.request.id, progress)
+                self._send_progress(job, progress)
             elif job is not None and job.request.op == "load":
                 # Loading takes tens of seconds; the activity's stall watchdog hears we are alive.
                 self.send(protocol.log_event("debug", "loading models"))
 
-    def _send_progress(self, run_id: str, progress: engine_mod.Progress) -> None:
+    def _send_progress(self, job: Job, progress: engine_mod.Progress) -> None:
         frames, tokens, elapsed = progress.snapshot()
         with self._rate_lock:  # the worker and the reporter both sample
             frames_per_s, tokens_per_s = self._rate.sample(frames, tokens)
+        memory, utilization = self.monitor.memory_used_bytes(), self.monitor.utilization()
+        job.telemetry.append((round(time.time(), 3), frames, round(frames_per_s, 2), utilization, memory))
         self.send(protocol.progress_event(
-            run_id,
+            job.request.id,
             frames_done=frames,
             frames_total=progress.frames_total,
             tokens_per_s=round(tokens_per_s, 1),
             frames_per_s=round(frames_per_s, 2),
-            gpu_memory_bytes=self.monitor.memory_used_bytes(),
-            gpu_utilization=self.monitor.utilization(),
+            gpu_memory_bytes=memory,
+            gpu_utilization=utilization,
             elapsed_s=round(elapsed, 3),
         ))
 

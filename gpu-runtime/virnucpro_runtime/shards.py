@@ -98,6 +98,22 @@ def write_frames(path: str | os.PathLike, frame_ids, record_indices, nucleotides
     return write_table_atomically(path, table)
 
 
+# What the runtime measured while it computed a shard, once a second, beside its result as
+# `<result>.telemetry.json`: {"columns": TELEMETRY_COLUMNS, "rows": [...]}. Informational (the
+# run report's plots): written atomically but without a marker, and absent is as good as empty.
+# Kept out of the result itself so that a shard's result is the same bytes whenever it is computed.
+TELEMETRY_COLUMNS = ("time", "frames_done", "frames_per_s", "gpu_utilization", "gpu_memory_bytes")
+
+
+def telemetry_path(result: str | os.PathLike) -> Path:
+    result = Path(result)
+    return result.with_name(result.name + ".telemetry.json")
+
+
+def write_telemetry(result: str | os.PathLike, rows: list) -> None:
+    write_bytes_atomically(telemetry_path(result), json.dumps({"columns": TELEMETRY_COLUMNS, "rows": rows}, separators=(",", ":")).encode())
+
+
 def results_table(frame_ids: list[str], scores: np.ndarray, dnabert: np.ndarray | None, esm2: np.ndarray | None) -> pa.Table:
     """``scores`` is [N, 2] float32 softmax (others, virus); embeddings [N, 768] / [N, 2560]."""
     columns = {

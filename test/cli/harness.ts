@@ -71,16 +71,18 @@ export class CliEnvironment {
   private constructor(
     readonly dir: string,
     readonly port: number,
+    /** The dev server's Web UI port, 0 when the UI is off (the default for tests). */
+    readonly uiPort: number,
   ) {
     const configFile = path.join(dir, 'virnucpro.yml');
-    fs.writeFileSync(configFile, `dev_server:\n  port: ${port}\n  ui_port: 0\n  log_level: error\n`);
+    fs.writeFileSync(configFile, `dev_server:\n  port: ${port}\n  ui_port: ${uiPort}\n  log_level: error\n`);
     const env: NodeJS.ProcessEnv = { ...process.env, XDG_STATE_HOME: path.join(dir, 'state'), VIRNUCPRO_CONFIG: configFile };
     for (const key of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_CA']) delete env[key];
     this.env = env;
   }
 
-  static async create(): Promise<CliEnvironment> {
-    const environment = new CliEnvironment(fs.mkdtempSync(path.join(os.tmpdir(), 'virnucpro-cli-')), await freePort());
+  static async create(options: { webUi?: boolean } = {}): Promise<CliEnvironment> {
+    const environment = new CliEnvironment(fs.mkdtempSync(path.join(os.tmpdir(), 'virnucpro-cli-')), await freePort(), options.webUi ? await freePort() : 0);
     // Environments of one test process share the workflow bundle cache (keyed by content), so
     // webpack runs once per test process rather than once per environment.
     fs.mkdirSync(sharedBundles, { recursive: true });

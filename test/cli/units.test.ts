@@ -131,7 +131,7 @@ describe('cli units', () => {
       total, pending: 0, running: 0, done, cached: 0, failed: 0, unitsTotal: null, unitsDone: 0, latestHeartbeat: null, ...extra,
     });
     const device = (state: 'active' | 'left', done: number, unitsDone: number) => ({
-      state, inFlight: 1, done, unitsDone, restarts: 0, meanTaskSeconds: 3, latestHeartbeat: beat({ frames_done: 1 }),
+      state, inFlight: 1, done, unitsDone, unitsPerSecond: 30, restarts: 0, stalls: 0, latestHeartbeat: beat({ frames_done: 1 }),
     });
     const report: ProgressReport = {
       pipeline: 'p',
@@ -142,6 +142,7 @@ describe('cli units', () => {
         write: step(null, 0),
       },
       devices: { 'h.gpu0': device('active', 2, 200), 'h.gpu1': device('active', 2, 200), 'h.gpu2': device('left', 0, 0) },
+      notices: [],
       outputs: null,
       error: null,
     };

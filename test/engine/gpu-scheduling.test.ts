@@ -98,7 +98,7 @@ describe('engine: gpu scheduling', function () {
 
     const progress = await handle.query(progressQuery);
     assert.equal(progress.devices[FAST].done + progress.devices[SLOW].done, numbers.length);
-    assert.ok(progress.devices[FAST].meanTaskSeconds! < progress.devices[SLOW].meanTaskSeconds!);
+    assert.ok(progress.devices[FAST].unitsPerSecond! > 2 * progress.devices[SLOW].unitsPerSecond!, 'the devices\' measured speeds');
   });
 
   it('uses a device that joins by signal, and stops using one that leaves', async () => {
@@ -129,7 +129,7 @@ describe('engine: gpu scheduling', function () {
   it('hands out a replaced worker\'s tasks again at once, without waiting for their heartbeat timeout', async () => {
     const base = 50_000;
     const numbers = [base, base + 1];
-    // Long heartbeat timeout: only the new session can explain a prompt restart.
+    // Long heartbeat timeout (60 s): only the new session can explain a restart within 15 s.
     const dag = gpuScatter('replaced', { ms: 6000 });
     dag.processes[0].timeouts.heartbeatMs = 60_000;
     const handle = await start(dag, numbers, {}, []);
@@ -145,7 +145,7 @@ describe('engine: gpu scheduling', function () {
     const running = entriesOf().find((e) => e.start <= replacedAt)!;
     const again = entriesOf().filter((e) => e.item === running.item && e.start > replacedAt);
     assert.equal(again.length, 1, `the running task started again on the new worker: ${JSON.stringify(entriesOf())}`);
-    assert.ok(again[0].start - replacedAt < 5000, `restarted ${again[0].start - replacedAt} ms after the new worker joined`);
+    assert.ok(again[0].start - replacedAt < 15_000, `restarted ${again[0].start - replacedAt} ms after the new worker joined`);
     assert.deepEqual(entriesOf().filter((e) => e.outcome === 'completed').map((e) => e.item).sort(), numbers, 'each task completed once');
     const progress = await handle.query(progressQuery);
     assert.equal(progress.devices[FAST].restarts, 1);

@@ -35,6 +35,23 @@ const embedOnly = definePipeline({
   outputs: { results: 'embed.result' },
 });
 
+const embedGrouped = definePipeline({
+  name: 'embed-grouped',
+  inputs: { shards: 'frames[]' },
+  processes: {
+    embed: {
+      implementation: EMBED_SHARD,
+      resource: 'gpu',
+      group: true,
+      inputs: { shard: { from: 'inputs.shards', type: 'frames', mode: 'scatter' } },
+      outputs: { result: 'shard.result' },
+      params: { model: { synthetic: 'tiny', dtype: 'float32' }, weightFiles: [], embeddings: false },
+      timeouts: { startToClose: '10m', heartbeat: '60s' },
+    },
+  },
+  outputs: { results: 'embed.result' },
+});
+
 describe('gpu activity: the embed step under Temporal (CPU runtime)', function () {
   this.timeout(240_000);
   let env: TestWorkflowEnvironment;
@@ -96,5 +113,24 @@ describe('gpu activity: the embed step under Temporal (CPU runtime)', function (
     assert.equal(uninterrupted.restarts, 0);
     assert.equal(results[1].file.sha256, uninterrupted.file.sha256);
     assert.equal(results[1].numerics, uninterrupted.numerics);
+  });
+
+  it('runs a grouped scatter item by item: each shard cached on its own, whatever the grouping', async () => {
+    const shards = await Promise.all(Array.from({ length: 6 }, (_, i) => writeFrameShard(path.join(dir, `g-frames-0000${i}.arrow`), 20 + 10 * i, 20 + i)));
+    const run = (label: string) =>
+      env.client.workflow.execute(runPipeline, {
+        taskQueue: cpuQueue(workers.prefix),
+        workflowId: `embed-grouped-${label}-${Date.now()}`,
+        args: [{ dag: embedGrouped, inputs: { shards }, workDir: path.join(dir, 'grouped'), taskQueuePrefix: workers.prefix, devices: [device] }],
+      });
+    const first = await run('first');
+    const results = (first.outputs.results as unknown[]).map((r) => shardResult.parse(r));
+    assert.deepEqual(results.map((r) => r.frames), shards.map((s) => s.rows), 'one result per shard, in shard order');
+    assert.equal(first.progress.steps.embed.done, 6);
+    assert.equal(first.progress.steps.embed.unitsDone, shards.reduce((sum, s) => sum + s.rows, 0));
+    // Run again on the same work folder: every shard is a cache hit, however the pool groups them now.
+    const again = await run('again');
+    assert.equal(again.progress.steps.embed.cached, 6);
+    assert.deepEqual((again.outputs.results as unknown[]).map((r) => shardResult.parse(r).file.sha256), results.map((r) => r.file.sha256));
   });
 });

@@ -96,6 +96,34 @@ describe('gpu activity: resident runtime on CPU', function () {
     rmSync(path.join(stateDir, 'token-budgets.json'));
   });
 
+  it('tells a slow runtime from a stalled one: a stopped runtime is killed and reported as stalled', async () => {
+    const watched = new ResidentRuntime('test.gpu7', { kind: 'cpu', progressIntervalS: 0.2, stateDir }, 3_000);
+    try {
+      // Slow is fine: progress keeps coming, however long the shard takes.
+      const slow = await writeFrameShard(path.join(dir, 'frames-00030.arrow'), 600, 11);
+      const finished = await watched.run(tiny, { shard: slow.path, out: path.join(dir, 'slow.arrow'), ...scoresOnly });
+      assert.ok(finished.finished_at - finished.started_at > 0, 'the shard ran');
+      // Stopped (SIGSTOP) is not: nothing comes for the watchdog's 3 s.
+      let stopped = false;
+      await assert.rejects(
+        watched.run(tiny, { shard: slow.path, out: path.join(dir, 'stopped.arrow'), ...scoresOnly }, {
+          onProgress: () => {
+            if (!stopped) {
+              stopped = true;
+              process.kill(watched.pid!, 'SIGSTOP');
+            }
+          },
+        }),
+        (error: unknown) => error instanceof RuntimeFailure && error.type === 'stalled' && /sent nothing for 3 s/.test(error.message),
+      );
+      // A fresh runtime is started at once, ready for the device's next shard.
+      const again = await watched.run(tiny, { shard: slow.path, out: path.join(dir, 'again.arrow'), ...scoresOnly });
+      assert.equal(again.sha256, finished.sha256);
+    } finally {
+      await watched.shutdown();
+    }
+  });
+
   it('names the numerics that differ', () => {
     const base = { id: '0'.repeat(16), device_name: 'cpu', torch: '2', precision: { esm2: 'float32' }, esm2_token_budget: 4096, dnabert_token_budget: 8192, compile_esm2: false, compile_dnabert: false, inductor_deterministic: false };
     assert.deepEqual(numericsDifferences(base, { ...base, id: '1'.repeat(16), esm2_token_budget: 2048, precision: { esm2: 'bfloat16' } }), [

@@ -202,7 +202,7 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
       fs.mkdirSync(candidate);
       try {
         // A real, small filesystem (needs root, as CI containers have); skipped rather than imitated.
-        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32k', 'tmpfs', candidate], { stdio: 'pipe' });
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', candidate], { stdio: 'pipe' });
         mount = candidate;
       } catch {
         this.skip();
@@ -218,7 +218,7 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
       const args = [reads, '-o', out, '--work-dir', work, ...TINY];
       fs.mkdirSync(out);
       // leave one 4 KiB page for run.json: the result files find the disk full
-      fs.writeFileSync(path.join(mount!, 'filler'), Buffer.alloc(24 * 1024));
+      fs.writeFileSync(path.join(mount!, 'filler'), Buffer.alloc(56 * 1024));
       const full = await predict(args);
       assert.equal(full.code, 2, explain(full));
       assert.match(full.stderr, /cannot write .*small-disk\/out\/prediction_results.*the disk is full \(ENOSPC\)/);

@@ -46,6 +46,7 @@ const processDefinition = z.strictObject({
     })
     .prefault({}),
   cache: z.boolean().default(true),
+  group: z.boolean().default(false),
 });
 
 const pipelineDefinition = z.strictObject({
@@ -98,6 +99,7 @@ export function definePipeline(definition: PipelineDefinition): Dag {
     },
     timeouts: { startToCloseMs: p.timeouts.startToClose, heartbeatMs: p.timeouts.heartbeat },
     cache: p.cache,
+    group: p.group,
   }));
   const problems = [...checkWiring(def.inputs, processes), ...checkOutputs(def.outputs, processes)];
   if (problems.length === 0) {
@@ -132,6 +134,9 @@ function checkWiring(pipelineInputs: Record<string, string>, processes: ProcessS
   const problems: string[] = [];
   for (const process of processes) {
     const scatterPorts = Object.entries(process.inputs).filter(([, input]) => input.mode === 'scatter');
+    if (process.group && (process.resource !== 'gpu' || scatterPorts.length === 0)) {
+      problems.push(`process "${process.name}": group is for gpu processes that scatter`);
+    }
     if (scatterPorts.length > 1) {
       problems.push(`process "${process.name}": scatters over ${scatterPorts.map(([p]) => `"${p}"`).join(' and ')}; at most one input may scatter`);
     }

@@ -52,6 +52,12 @@ export interface ProcessSpec {
   timeouts: TimeoutSpec;
   /** false: always run (no cache lookup, no step marker), e.g. for trivial or side-effect steps. */
   cache: boolean;
+  /**
+   * gpu scatters: the device pool hands a device several consecutive items per task, sized to the
+   * device's share of the work left (large early, one item near the end); each item is still
+   * cached and marked on its own (workflows/README.md, "Grouped gpu scatters").
+   */
+  group: boolean;
 }
 
 export interface Dag {

@@ -2,9 +2,10 @@
 // reads from, so independent processes run concurrently; a scatter fans out one step per item
 // (gpu items through the device pool, cpu items inline or in child batch workflows); a gather
 // sees the scattered process's outputs as lists, in item order.
-import { ApplicationFailure, executeChild, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { Dag, JsonValue, PIPELINE_INPUTS, ProcessSpec, scatterPort, splitChannel } from '../dsl/types';
 import { cpuQueue } from '../queues';
+import { RUN_SEARCH_ATTRIBUTES } from '../search-attributes';
 import { DevicePool } from './device-pool';
 import {
   EngineOptions,
@@ -35,7 +36,8 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
     progressIntervalMs: options.progressIntervalMs,
   };
   const progress = new ProgressTracker(dag);
-  const pool = new DevicePool(input.taskQueuePrefix, options.gpuSlotsPerDevice, options.stalledCooldownMs, progress);
+  const run = new RunFacts(dag, progress, input.searchAttributes ?? false);
+  const pool = new DevicePool(input.taskQueuePrefix, options.gpuSlotsPerDevice, options.stalledCooldownMs, progress, () => run.record('running'));
   const reportedByBatch = new Map<string, number>();
 
   setHandler(progressQuery, () => progress.report);
@@ -49,11 +51,11 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
     progress.finished(process, 'cached', cached);
   });
   for (const device of input.devices) pool.join(device);
-  recordRunState(dag, 'running');
+  run.record('running');
 
   const missing = Object.keys(dag.inputs).filter((name) => !(name in input.inputs));
   if (missing.length > 0) {
-    throw fail(progress, dag, `pipeline "${dag.name}" started without input(s): ${missing.join(', ')}`);
+    throw fail(progress, run, `pipeline "${dag.name}" started without input(s): ${missing.join(', ')}`);
   }
 
   const results = new Map<string, Promise<Outputs>>();
@@ -104,13 +106,13 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
 
   async function runScatter(spec: ProcessSpec, port: string, items: JsonValue[], common: Outputs): Promise<Outputs[]> {
     if (spec.resource === 'gpu') {
+      run.gpuStarted();
       const results = await Promise.all(items.map((item, index) => pool.submit(spec, stepTask(context, spec, { ...common, [port]: item }, index), itemUnits(item))));
       return results.map((result) => result.outputs);
     }
     if (items.length <= options.scatterBatchSize) {
       const activities = cpuActivities(input.taskQueuePrefix, spec);
-      const limit = patched('bounded-scatter-concurrency') ? options.scatterConcurrency : items.length;
-      return mapWithLimit(items, limit, async (item, index) => {
+      return mapWithLimit(items, options.scatterConcurrency, async (item, index) => {
         progress.started(spec.name);
         try {
           const result = await activities.runStep(stepTask(context, spec, { ...common, [port]: item }, index));
@@ -171,11 +173,11 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
     const values = await Promise.all(dag.processes.map((spec) => results.get(spec.name)!));
     finished = new Map(dag.processes.map((spec, index) => [spec.name, values[index]]));
   } catch (error) {
-    throw fail(progress, dag, `pipeline "${dag.name}" failed: ${failureMessage(error)}`);
+    throw fail(progress, run, `pipeline "${dag.name}" failed: ${failureMessage(error)}`);
   }
   const outputs = pipelineOutputs(dag, finished);
   progress.completed(outputs);
-  recordRunState(dag, 'completed');
+  run.record('completed');
   return { outputs, progress: progress.report };
 }
 
@@ -206,15 +208,44 @@ function failureMessage(error: unknown): string {
 }
 
 /**
- * The run's pipeline and state in its memo, so `temporal workflow list` and the CLI can show
- * them without a query. Added after histories were recorded: patched() keeps old runs replaying.
+ * What the run shows without a query (so the Web UI's list, `temporal workflow list` and the CLI
+ * can read it even with no worker up): its pipeline, state and frames (the gpu steps' units) in
+ * the memo, and, where the server has them, in the search attributes. Recorded at the start, at
+ * every gpu task's end and at the end.
  */
-function recordRunState(dag: Dag, state: 'running' | 'completed' | 'failed'): void {
-  if (patched('run-state-memo')) upsertMemo({ virnucpro: { pipeline: dag.name, version: dag.version, state } });
+class RunFacts {
+  private gpuStartedAt: number | null = null;
+
+  constructor(
+    private readonly dag: Dag,
+    private readonly progress: ProgressTracker,
+    private readonly searchAttributes: boolean,
+  ) {}
+
+  gpuStarted(): void {
+    this.gpuStartedAt ??= Date.now();
+  }
+
+  record(state: 'running' | 'completed' | 'failed'): void {
+    const gpuSteps = this.dag.processes.filter((p) => p.resource === 'gpu').map((p) => this.progress.step(p.name));
+    const framesDone = gpuSteps.reduce((sum, s) => sum + s.unitsDone, 0);
+    const totals = gpuSteps.map((s) => s.unitsTotal);
+    const framesTotal = totals.length > 0 && totals.every((t) => t !== null) ? totals.reduce<number>((sum, t) => sum + t!, 0) : null;
+    const seconds = this.gpuStartedAt === null ? 0 : (Date.now() - this.gpuStartedAt) / 1000;
+    const framesPerSecond = seconds > 0 ? Math.round((10 * framesDone) / seconds) / 10 : null;
+    upsertMemo({ virnucpro: { pipeline: this.dag.name, version: this.dag.version, state, framesDone, framesTotal, framesPerSecond } });
+    if (!this.searchAttributes) return;
+    const keys = RUN_SEARCH_ATTRIBUTES;
+    upsertSearchAttributes([
+      { key: keys.state, value: state },
+      { key: keys.framesDone, value: framesDone },
+      ...(framesTotal === null ? [] : [{ key: keys.framesTotal, value: framesTotal }]),
+    ]);
+  }
 }
 
-function fail(progress: ProgressTracker, dag: Dag, message: string): ApplicationFailure {
+function fail(progress: ProgressTracker, run: RunFacts, message: string): ApplicationFailure {
   progress.failed(message);
-  recordRunState(dag, 'failed');
+  run.record('failed');
   return ApplicationFailure.nonRetryable(message, 'PipelineFailed');
 }

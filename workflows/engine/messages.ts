@@ -42,6 +42,8 @@ export interface RunPipelineInput {
   /** Device ids (`<host>.gpu<N>`) known at start; more may join by signal. */
   devices: string[];
   options?: Partial<EngineOptions>;
+  /** The server has the run search attributes (workflows/search-attributes.ts): keep them current. */
+  searchAttributes?: boolean;
 }
 
 export interface RunPipelineResult {
@@ -60,19 +62,27 @@ export interface StepTask {
   params: Record<string, JsonValue>;
   cache: boolean;
   inputs: Record<string, JsonValue>;
-  /** Index within a scatter, null for a single task. */
+  /** Index within a scatter, null for a single task or a group. */
   item: number | null;
+  /**
+   * Several items of a grouped gpu scatter run as one task: the scattered port holds their list
+   * (`inputs[port]`), `items` their indexes. Each item is cached and marked on its own.
+   */
+  group: { port: string; items: number[] } | null;
   /** Attempts the workflow already made elsewhere (gpu reassignments), 0 at first. */
   previousAttempts: number;
   progressIntervalMs: number;
 }
 
 export interface StepResult {
+  /** A group's are in `items`. */
   outputs: Record<string, JsonValue>;
   cached: boolean;
   key: string;
   device: string | null;
   seconds: number;
+  /** For a group: each item's outputs, whether they came from the cache, and their key, in order. */
+  items?: Array<{ outputs: Record<string, JsonValue>; cached: boolean; key: string }>;
 }
 
 export interface StepHeartbeat {
@@ -99,16 +109,28 @@ export interface StepCounts {
 }
 
 export interface DeviceReport {
-  state: 'active' | 'stalled' | 'left';
+  /** `failed`: taken out of the run after failing several tasks in a row. */
+  state: 'active' | 'stalled' | 'left' | 'failed';
   inFlight: number;
   done: number;
   /** Work (units, e.g. frames) of the tasks this device completed. */
   unitsDone: number;
+  /** Its measured speed (computed units per second of its busy time), once it computed anything. */
+  unitsPerSecond: number | null;
   /** Times a new worker took the device over from one that was gone. */
   restarts: number;
-  /** Mean seconds per completed task on this device. */
-  meanTaskSeconds: number | null;
+  /** Times it stopped making progress (a lost heartbeat, or a runtime that stopped answering). */
+  stalls: number;
   latestHeartbeat: StepHeartbeat | null;
+}
+
+/** Something about a device the user should hear of: it stalled, was taken out, was replaced. */
+export interface DeviceNotice {
+  /** Workflow time, Unix ms. */
+  at: number;
+  device: string;
+  kind: 'stalled' | 'taken out' | 'worker replaced';
+  message: string;
 }
 
 export interface ProgressReport {
@@ -116,6 +138,8 @@ export interface ProgressReport {
   state: 'running' | 'completed' | 'failed';
   steps: Record<string, StepCounts>;
   devices: Record<string, DeviceReport>;
+  /** The latest device notices, oldest first. */
+  notices: DeviceNotice[];
   outputs: Record<string, JsonValue> | null;
   error: string | null;
 }
@@ -140,6 +164,12 @@ export const deviceLeftSignal = defineSignal<[{ device: string }]>('deviceLeft')
 export const stepHeartbeatSignal = defineSignal<[StepHeartbeat]>('stepHeartbeat');
 /** From a child batch workflow: items finished since its last report. */
 export const batchProgressSignal = defineSignal<[BatchProgress]>('batchProgress');
+
+/**
+ * The failure type a gpu implementation uses when its device stopped making progress (e.g. its
+ * runtime hung and was killed): the pool then treats the device as stalled, like a lost heartbeat.
+ */
+export const DEVICE_STALLED = 'DeviceStalled';
 
 /** Name of the one activity every worker registers; it dispatches to implementations. */
 export interface StepActivities {

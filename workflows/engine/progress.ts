@@ -10,7 +10,7 @@ export class ProgressTracker {
     for (const process of dag.processes) {
       steps[process.name] = { total: null, pending: 0, running: 0, done: 0, failed: 0, cached: 0, unitsTotal: null, unitsDone: 0, latestHeartbeat: null };
     }
-    this.report = { pipeline: dag.name, state: 'running', steps, devices: {}, outputs: null, error: null };
+    this.report = { pipeline: dag.name, state: 'running', steps, devices: {}, notices: [], outputs: null, error: null };
   }
 
   step(process: string): StepCounts {
@@ -31,11 +31,11 @@ export class ProgressTracker {
     step.running += count;
   }
 
-  /** A started task goes back to waiting (its device stalled, left, or the task was moved). */
-  requeued(process: string): void {
+  /** Started tasks go back to waiting (their device stalled or left, or they failed and retry). */
+  requeued(process: string, count = 1): void {
     const step = this.step(process);
-    step.running -= 1;
-    step.pending += 1;
+    step.running -= count;
+    step.pending += count;
   }
 
   finished(process: string, outcome: 'done' | 'cached' | 'failed', count = 1, units = 0): void {
@@ -46,7 +46,7 @@ export class ProgressTracker {
   }
 
   device(id: string): DeviceReport {
-    this.report.devices[id] ??= { state: 'active', inFlight: 0, done: 0, unitsDone: 0, restarts: 0, meanTaskSeconds: null, latestHeartbeat: null };
+    this.report.devices[id] ??= { state: 'active', inFlight: 0, done: 0, unitsDone: 0, unitsPerSecond: null, restarts: 0, stalls: 0, latestHeartbeat: null };
     return this.report.devices[id];
   }
 

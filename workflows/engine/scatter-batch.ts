@@ -1,6 +1,6 @@
 // Child workflow running one batch of a cpu scatter. Splitting large fan-outs into batches keeps
 // every history (parent and children) far below Temporal's limits (50k events / 50 MB).
-import { getExternalWorkflowHandle, patched } from '@temporalio/workflow';
+import { getExternalWorkflowHandle } from '@temporalio/workflow';
 import { mapWithLimit } from './concurrency';
 import type { JsonValue, ProcessSpec } from '../dsl/types';
 import { batchProgressSignal } from './messages';
@@ -16,8 +16,8 @@ export interface ScatterBatchInput {
   items: JsonValue[];
   /** The process's other (non-scattered) inputs. */
   common: Record<string, JsonValue>;
-  /** Steps scheduled at once (absent in runs started before it existed). */
-  concurrency?: number;
+  /** Steps scheduled at once. */
+  concurrency: number;
 }
 
 export interface ScatterBatchResult {
@@ -36,9 +36,7 @@ export async function scatterBatch(input: ScatterBatchInput): Promise<ScatterBat
   let unreportedCached = 0;
   let lastReport = Date.now();
 
-  // Runs started before the limit existed scheduled the whole batch at once; they replay so.
-  const limit = patched('bounded-scatter-concurrency') ? (input.concurrency ?? input.items.length) : input.items.length;
-  const outputs = await mapWithLimit(input.items, limit, async (item, offset) => {
+  const outputs = await mapWithLimit(input.items, input.concurrency, async (item, offset) => {
     const task = stepTask(context, spec, { ...input.common, [input.scatterPort]: item }, input.firstItem + offset);
     const result = await activities.runStep(task);
     if (result.cached) unreportedCached += 1;

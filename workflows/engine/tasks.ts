@@ -22,6 +22,7 @@ export function stepTask(context: TaskContext, spec: ProcessSpec, inputs: Record
     cache: spec.cache,
     inputs,
     item,
+    group: null,
     previousAttempts: 0,
     progressIntervalMs: context.progressIntervalMs,
   };

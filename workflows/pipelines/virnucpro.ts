@@ -5,13 +5,12 @@
 import { definePipeline } from '../dsl/define';
 import type { Dag } from '../dsl/types';
 import type { LoadArgs } from '../../activities/gpu/protocol';
-import { DEFAULT_SHARD_FRAMES } from '../../activities/prepare/prepare-activity';
 
 export interface VirnucproSettings {
   /** Chunk length C (300 or 500 for the published models). */
   expectedLength: number;
-  /** Frames per shard: one GPU task. */
-  shardFrames: number;
+  /** Frames per shard (null: sized for the input, activities/prepare/shard-size.ts). */
+  shardFrames: number | null;
   /** What every device's runtime loads and how it computes (the runtime protocol's `load`). */
   model: LoadArgs;
   /** Size and modification time of each weight file used, so replacing one recomputes. */
@@ -25,7 +24,7 @@ export interface VirnucproSettings {
 /** For drawing the pipeline (`virnucpro dag virnucpro`); `predict` builds its own. */
 export const defaultVirnucproSettings: VirnucproSettings = {
   expectedLength: 500,
-  shardFrames: DEFAULT_SHARD_FRAMES,
+  shardFrames: null,
   model: {},
   weightFiles: [],
   embeddings: false,
@@ -59,6 +58,8 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
         inputs: { shard: { from: 'prepare.shards', type: 'frames', mode: 'scatter' } },
         outputs: { result: 'shard.result' },
         params: { model: settings.model, weightFiles: settings.weightFiles, embeddings: settings.embeddings },
+        // A device gets several shards per task, sized to its share of the work left.
+        group: true,
         retry: { maximumAttempts: 4 },
         // The step heartbeats every few seconds, also while models load or its shard waits its
         // turn: a worker that is gone is noticed within a minute and its shard moves.
