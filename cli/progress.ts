@@ -139,6 +139,7 @@ export async function follow<T>(handle: WorkflowHandle, logger: winston.Logger, 
   const eta = new EtaEstimator();
   let lastLineAt = 0;
   let lastLine = '';
+  let noticesSeen = 0;
   while (!closed) {
     await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
     if (closed) break;
@@ -150,6 +151,12 @@ export async function follow<T>(handle: WorkflowHandle, logger: winston.Logger, 
       continue;
     }
     if (!seen) continue;
+    // A device that stalled, was replaced or was taken out is said by name, once.
+    for (const notice of seen.report.notices.slice(noticesSeen)) {
+      if (options.enabled && tty) process.stderr.write('\r\x1b[K');
+      logger.warn(notice.message, { device: notice.device, notice: notice.kind });
+    }
+    noticesSeen = Math.max(noticesSeen, seen.report.notices.length);
     const t = taskTotals(seen.report);
     const line = progressLine(seen.report, seen.view, eta.update(t.tasksDone, t.tasksTotal));
     if (options.enabled && tty) process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns || 120) - 1)}`);

@@ -45,6 +45,8 @@ export interface RunReport {
   steps: Record<string, StepReport>;
   devices: Record<string, { shards: number; frames: number; seconds: number; framesPerSecond: number; esm2TokensPerSecond: number; restarts: number }>;
   results: Omit<OutputsSummary, 'devices'>;
+  /** What the scheduler said about devices (stalled, replaced, taken out). */
+  notices: string[];
   warnings: string[];
 }
 
@@ -64,8 +66,8 @@ export function deviceRates(devices: OutputsSummary['devices']): RunReport['devi
   );
 }
 
-/** Warnings a user must see, from what prepare and the devices reported. */
-export function runWarnings(report: Pick<RunReport, 'prepare' | 'devices' | 'synthetic' | 'results'>): string[] {
+/** Warnings a user must see, from what prepare, the devices and the scheduler reported. */
+export function runWarnings(report: Pick<RunReport, 'prepare' | 'devices' | 'synthetic' | 'results' | 'notices'>): string[] {
   const warnings: string[] = [];
   if (report.synthetic) warnings.push(syntheticBanner(report.synthetic).replace(/^# /, ''));
   if (report.prepare.skippedEmpty > 0) warnings.push(`${report.prepare.skippedEmpty} record(s) with an empty sequence were skipped`);
@@ -73,6 +75,8 @@ export function runWarnings(report: Pick<RunReport, 'prepare' | 'devices' | 'syn
   if (report.results.calls.no_frames > 0) warnings.push(`${report.results.calls.no_frames} record(s) kept no stop-free frame and have no score (call "no_frames")`);
   const restarts = Object.entries(report.devices).filter(([, d]) => d.restarts > 0);
   for (const [id, d] of restarts) warnings.push(`the runtime on ${id} died and was restarted ${d.restarts} time(s)`);
+  // Devices that stalled, were replaced or taken out (their work moved; results are unchanged).
+  warnings.push(...report.notices);
   return warnings;
 }
 

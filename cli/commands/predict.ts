@@ -10,7 +10,7 @@ import type winston from 'winston';
 import { parseCommand, UsageError } from '../args';
 import { loadSettings, runUiLink } from '../config';
 import { discoverDevices, type DeviceDiscovery } from '../devices';
-import { preloadDevices, spawnRuntimes, startLocalWorkers, type LocalWorkers } from '../local-workers';
+import { localDeviceIds, preloadDevices, spawnRuntimes, startLocalWorkers, type LocalWorkers } from '../local-workers';
 import { shutdownRuntimes } from '../../activities/gpu/resident-runtime';
 import { addRunLogFile } from '../logging';
 import { follow } from '../progress';
@@ -23,7 +23,7 @@ import { OutputWriteError } from '../../activities/outputs/text-file-writer';
 import { prepareStats } from '../../activities/prepare/prepare-activity';
 import { fingerprintReads } from '../../activities/prepare/implementation';
 import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
-import { cpuQueue } from '../../workflows/queues';
+import { cpuQueue, gpuQueue } from '../../workflows/queues';
 import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
 import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, sampleName, type PredictOptions } from './predict-options';
 import { resolveWeights, weightFingerprints } from './predict-weights';
@@ -112,10 +112,12 @@ export async function run(argv: string[]): Promise<number> {
     announceObsolete(options, logger);
     if (synthetic) shout(syntheticBanner(synthetic).replace(/^# /, ''));
     const queue = cpuQueue(session.settings.taskQueuePrefix);
-    const served = options.workers && (await queueIsServed(client, session.settings.namespace, queue).catch(() => false));
-    // Workers already serving this cluster (`virnucpro worker`) own their devices: starting a
-    // second runtime on the same GPUs would only compete with them.
-    if (served) logger.info(`workers already serve ${queue}; using them (their devices join the run within seconds)`);
+    // Workers already serving this host's devices (`virnucpro worker` here) own them: a second
+    // runtime on the same GPUs would only compete. Workers on other hosts just add devices.
+    const ownQueues = localDeviceIds(discovery).map((id) => gpuQueue(session.settings.taskQueuePrefix, id));
+    const served =
+      options.workers && (await Promise.all(ownQueues.map((q) => queueIsServed(client, session.settings.namespace, q, 'activity').catch(() => false)))).every(Boolean);
+    if (served) logger.info(`a virnucpro worker already serves this host's devices (${ownQueues.join(', ')}); using it`);
     if (options.workers && !served) {
       // Models load (and compile) on every device while the workers start and the reads are
       // prepared, unless this run already finished.
@@ -257,7 +259,7 @@ async function buildReport(handle: WorkflowHandle, f: ReportFacts): Promise<RunR
       },
     ]),
   );
-  const partial = { prepare: f.stats, devices: deviceRates(devices), synthetic: f.synthetic, results };
+  const partial = { prepare: f.stats, devices: deviceRates(devices), synthetic: f.synthetic, results, notices: f.result.progress.notices.map((n) => n.message) };
   return {
     version: 1,
     workflowId: f.workflowId,

@@ -6,7 +6,8 @@
 import type { Client } from '@temporalio/client';
 import * as os from 'node:os';
 
-const WORKFLOW_TASK_QUEUE = 1; // temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+// temporal.api.enums.v1.TaskQueueType
+const QUEUE_TYPES = { workflow: 1, activity: 2 } as const;
 const FRESH_MS = 70_000; // a long poll lasts up to 60 s
 
 function alive(pid: number): boolean {
@@ -24,8 +25,9 @@ function plausiblyServing(identity: string): boolean {
   return Number(match[1]) !== process.pid && alive(Number(match[1]));
 }
 
-export async function queueIsServed(client: Client, namespace: string, queue: string): Promise<boolean> {
-  const response = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: queue }, taskQueueType: WORKFLOW_TASK_QUEUE });
+/** `kind`: the pollers of workflow tasks (the cpu queue's workers) or of activity tasks (device queues). */
+export async function queueIsServed(client: Client, namespace: string, queue: string, kind: keyof typeof QUEUE_TYPES = 'workflow'): Promise<boolean> {
+  const response = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: queue }, taskQueueType: QUEUE_TYPES[kind] });
   const now = Date.now();
   return (response.pollers ?? []).some((poller) => {
     const seconds = Number(poller.lastAccessTime?.seconds ?? 0);

@@ -55,8 +55,14 @@ export class CliProcess {
     }
   }
 
+  /** The process, or its whole process group when it was spawned with a prefix (its own group). */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      process.kill(-this.child.pid!, signal);
+    } catch {
+      this.child.kill(signal);
+    }
   }
 }
 
@@ -73,16 +79,19 @@ export class CliEnvironment {
     readonly port: number,
     /** The dev server's Web UI port, 0 when the UI is off (the default for tests). */
     readonly uiPort: number,
+    /** The address the dev server listens on (another host's workers reach it there). */
+    readonly ip: string,
   ) {
     const configFile = path.join(dir, 'virnucpro.yml');
-    fs.writeFileSync(configFile, `dev_server:\n  port: ${port}\n  ui_port: ${uiPort}\n  log_level: error\n`);
+    fs.writeFileSync(configFile, `dev_server:\n  ip: ${ip}\n  port: ${port}\n  ui_port: ${uiPort}\n  log_level: error\n`);
     const env: NodeJS.ProcessEnv = { ...process.env, XDG_STATE_HOME: path.join(dir, 'state'), VIRNUCPRO_CONFIG: configFile };
     for (const key of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_CA']) delete env[key];
     this.env = env;
   }
 
-  static async create(options: { webUi?: boolean } = {}): Promise<CliEnvironment> {
-    const environment = new CliEnvironment(fs.mkdtempSync(path.join(os.tmpdir(), 'virnucpro-cli-')), await freePort(), options.webUi ? await freePort() : 0);
+  static async create(options: { webUi?: boolean; ip?: string } = {}): Promise<CliEnvironment> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virnucpro-cli-'));
+    const environment = new CliEnvironment(dir, await freePort(), options.webUi ? await freePort() : 0, options.ip ?? '127.0.0.1');
     // Environments of one test process share the workflow bundle cache (keyed by content), so
     // webpack runs once per test process rather than once per environment.
     fs.mkdirSync(sharedBundles, { recursive: true });
@@ -95,8 +104,10 @@ export class CliEnvironment {
     return path.join(this.dir, 'state', 'virnucpro');
   }
 
-  spawn(args: string[], extraEnv: NodeJS.ProcessEnv = {}): CliProcess {
-    const child = spawn(process.execPath, [mainJs, ...args], { env: { ...this.env, ...extraEnv }, cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `prefix`: a command that runs the CLI, e.g. `ip netns exec HOST` to run it on another "host". */
+  spawn(args: string[], extraEnv: NodeJS.ProcessEnv = {}, prefix: string[] = []): CliProcess {
+    const [command, ...rest] = [...prefix, process.execPath, mainJs, ...args];
+    const child = spawn(command, rest, { env: { ...this.env, ...extraEnv }, cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'], detached: prefix.length > 0 });
     const proc = new CliProcess(child);
     this.processes.push(proc);
     return proc;

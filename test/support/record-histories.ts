@@ -2,8 +2,9 @@
 //   npm run build && node dist/test/support/record-histories.js
 // Runs the selftest pipeline (a device joins by signal mid-run), a gpu scatter over a fast and a
 // slow device, and a cpu scatter split into child batch workflows against a fresh dev server, and writes every workflow's history to
-// test/histories/<label>.json. Re-record after an intentional, patched workflow change; keep
-// the old files so in-flight runs of the old code stay covered.
+// test/histories/<label>.json. Re-record after an intentional, patched workflow change and keep
+// the old files so in-flight runs of the old code stay covered; delete them only together with
+// the patched() branches they need.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
