@@ -6,6 +6,7 @@ import { selftestImplementations } from './selftest/implementations';
 import { prepareImplementation } from './prepare/implementation';
 import { embedShard } from './gpu/embed-shard';
 import { writeOutputsImplementation } from './outputs/implementation';
+import { importLegacy } from './legacy/import-step';
 
 export class ActivityRegistry {
   private readonly byName = new Map<string, Implementation>();
@@ -36,5 +37,5 @@ export class ActivityRegistry {
 
 /** Everything the `virnucpro worker` serves. */
 export function allImplementations(): Implementation<any, any, any>[] {
-  return [...selftestImplementations, prepareImplementation, embedShard, writeOutputsImplementation];
+  return [...selftestImplementations, prepareImplementation, importLegacy, embedShard, writeOutputsImplementation];
 }

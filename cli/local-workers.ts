@@ -76,6 +76,8 @@ export function preloadDevices(settings: Settings, discovery: DeviceDiscovery, m
 
 export async function startLocalWorkers(settings: Settings, logger: winston.Logger, discovery: DeviceDiscovery): Promise<LocalWorkers> {
   routeTemporalLogs(logger);
+  // Python that activities start (the import step) keeps its state where the runtimes do.
+  process.env.VIRNUCPRO_STATE_DIR = settings.stateDir;
   const connection = await connectWorker(settings);
   const setup = {
     connection,

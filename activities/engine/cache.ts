@@ -9,9 +9,9 @@ import { z } from 'zod';
 import type { JsonValue } from '../../workflows/dsl/types';
 import { readValidMarker, writeFileAtomic } from '../files/atomic';
 import { FileRef, fileRef } from './implementation';
+import { STEP_MARKER_VERSION } from '../formats';
 
 const STEP_MARKER = '_step.done';
-const STEP_MARKER_VERSION = 1;
 /** Part of every key: bump when the key's recipe or the step layout changes. */
 const CACHE_RECIPE = 'virnucpro-step-cache-1';
 

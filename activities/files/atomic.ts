@@ -6,11 +6,11 @@ import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { hashFile } from '../engine/files';
+import { FILE_MARKER_VERSION } from '../formats';
 
-export const MARKER_VERSION = 1;
 
 const markerSchema = z.object({
-  version: z.literal(MARKER_VERSION),
+  version: z.literal(FILE_MARKER_VERSION),
   file: z.string(),
   rows: z.number().int().nonnegative(),
   bytes: z.number().int().nonnegative(),
@@ -64,7 +64,7 @@ export async function writeFileAtomic(
 }
 
 export async function writeDoneMarker(path: string, facts: { rows: number; bytes: number; sha256: string }): Promise<DoneMarker> {
-  const marker: DoneMarker = { version: MARKER_VERSION, file: basename(path), ...facts, created: new Date().toISOString() };
+  const marker: DoneMarker = { version: FILE_MARKER_VERSION, file: basename(path), ...facts, created: new Date().toISOString() };
   await writeFileAtomic(markerPath(path), JSON.stringify(marker) + '\n');
   return marker;
 }

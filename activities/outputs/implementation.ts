@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { assertFileIntact } from '../engine/files';
 import { defineImplementation, fileRef } from '../engine/implementation';
-import { shardResult } from '../gpu/embed-shard';
+import { shardResult, type ShardResult } from '../gpu/embed-shard';
 import { writePredictionOutputs } from './prediction-outputs';
 import { writeTelemetry, writeTrace } from './trace';
 import { OutputWriteError } from './text-file-writer';
@@ -51,12 +51,28 @@ async function copyAtomic(from: string, to: string): Promise<void> {
   }
 }
 
+/** All shard results in shard order: the imported ones where they are, the computed ones (in
+ * the order the device step was given the rest) in the gaps. */
+function inShardOrder(imported: Array<ShardResult | null>, computed: ShardResult[]): ShardResult[] {
+  const gaps = imported.filter((r) => r === null).length;
+  if (gaps !== computed.length) throw ApplicationFailure.nonRetryable(`${computed.length} computed shard results for ${gaps} shards left to compute`);
+  let next = 0;
+  return imported.map((r) => r ?? computed[next++]);
+}
+
 export const writeOutputsImplementation = defineImplementation({
   name: WRITE_OUTPUTS,
-  inputs: z.object({ records: fileRef, results: z.array(shardResult), idMap: fileRef.optional() }),
+  inputs: z.object({
+    records: fileRef,
+    results: z.array(shardResult),
+    idMap: fileRef.optional(),
+    /** With an import step: per shard its imported result, or null where `results` has it next. */
+    imported: z.array(shardResult.nullable()).optional(),
+  }),
   outputs: z.object({ summary: outputsSummary }),
   params: z.strictObject({ outDir: z.string().min(1), synthetic: z.enum(['tiny', 'full']).nullable() }),
-  async run({ records, results, idMap }, ctx) {
+  async run({ records, results: computed, idMap, imported }, ctx) {
+    const results = imported ? inShardOrder(imported, computed) : computed;
     await assertFileIntact(records);
     for (const result of results) await assertFileIntact(result.file);
     await mkdir(ctx.params.outDir, { recursive: true });

@@ -222,6 +222,11 @@ export function renderReportHtml({ report: r, trace, telemetry }: ReportData): s
     'devices',
   );
   const warnings = r.warnings.length ? `<ul id="warnings">${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : '<p id="warnings">none</p>';
+  const imported = r.imported
+    ? `<p>DNABERT-S: ${fmt(r.imported.imported.dnabert)} of ${fmt(r.imported.frames)} frames imported; ESM-2: ${fmt(r.imported.imported.esm2)} imported; ` +
+      `${fmt(r.imported.shardsComplete)} shard(s) scored with no model run.</p>` +
+      table(['file', 'models', 'frames', 'used'], r.imported.files.map((f) => [f.path, f.models.join(', ') || '-', fmt(f.frames), f.used ? 'yes' : `no: ${f.problem}`]), 'imported')
+    : '';
   const files = table(['file', 'rows', 'sha256'], r.results.files.map((f) => [f.file.slice(f.file.lastIndexOf('/') + 1), fmt(f.rows), f.sha256]), 'files');
 
   return `<!doctype html>
@@ -247,6 +252,7 @@ ${memory.length ? lineChart('gpu-memory', 'GPU memory held per device', memory, 
 ${barChart('score-histogram', 'Distribution of the frames\u2019 virus score P(virus)', histogram, 'P(virus)', 'frames')}
 ${barChart('record-calls', 'Calls per input record', calls, '', 'records')}
 <h2>Steps</h2>${steps}
+${imported ? `<h2>Imported from earlier runs</h2>${imported}` : ''}
 <h2>Warnings</h2>${warnings}
 <h2>Files</h2>${files}
 <p class="na">Written by virnucpro; the same facts as JSON in run_report.json, per task in trace.tsv, per second in telemetry.tsv.</p>

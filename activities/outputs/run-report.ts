@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../files/atomic';
 import type { OutputsSummary } from './implementation';
+import type { LegacyReport } from '../legacy/import-step';
 import { syntheticBanner, SyntheticWeights } from './prediction-outputs';
 import { renderReportHtml, type TelemetryRow, type TraceRow } from './report-html';
 import { TELEMETRY_FILE, TRACE_FILE } from './trace';
@@ -45,6 +46,8 @@ export interface RunReport {
   steps: Record<string, StepReport>;
   devices: Record<string, { shards: number; frames: number; seconds: number; framesPerSecond: number; esm2TokensPerSecond: number; restarts: number }>;
   results: Omit<OutputsSummary, 'devices'>;
+  /** What came from earlier runs' files (predict --resume found some), else null. */
+  imported: LegacyReport | null;
   /** What the scheduler said about devices (stalled, replaced, taken out). */
   notices: string[];
   warnings: string[];
@@ -67,7 +70,7 @@ export function deviceRates(devices: OutputsSummary['devices']): RunReport['devi
 }
 
 /** Warnings a user must see, from what prepare, the devices and the scheduler reported. */
-export function runWarnings(report: Pick<RunReport, 'prepare' | 'devices' | 'synthetic' | 'results' | 'notices'>): string[] {
+export function runWarnings(report: Pick<RunReport, 'prepare' | 'devices' | 'synthetic' | 'results' | 'notices' | 'imported'>): string[] {
   const warnings: string[] = [];
   if (report.synthetic) warnings.push(syntheticBanner(report.synthetic).replace(/^# /, ''));
   if (report.prepare.skippedEmpty > 0) warnings.push(`${report.prepare.skippedEmpty} record(s) with an empty sequence were skipped`);
@@ -77,6 +80,11 @@ export function runWarnings(report: Pick<RunReport, 'prepare' | 'devices' | 'syn
   for (const [id, d] of restarts) warnings.push(`the runtime on ${id} died and was restarted ${d.restarts} time(s)`);
   // Devices that stalled, were replaced or taken out (their work moved; results are unchanged).
   warnings.push(...report.notices);
+  for (const folder of report.imported?.folders ?? []) warnings.push(`earlier run's files under ${folder.folder}_* not used: ${folder.problem}`);
+  const folderProblems = new Set((report.imported?.folders ?? []).map((f) => f.problem));
+  const rejected = (report.imported?.files ?? []).filter((f) => f.problem && !folderProblems.has(f.problem));
+  for (const file of rejected.slice(0, 10)) warnings.push(`earlier run's file not used: ${file.path}: ${file.problem}`);
+  if (rejected.length > 10) warnings.push(`... and ${rejected.length - 10} more earlier run's files not used (run_report.json lists them all)`);
   return warnings;
 }
 
@@ -107,9 +115,27 @@ function markdown(r: RunReport): string {
     ),
     '',
   );
+  if (r.imported) lines.push(...importedMarkdown(r.imported));
   if (r.warnings.length) lines.push('## Warnings', ...r.warnings.map((w) => `- ${w}`), '');
   lines.push('## Files', ...r.results.files.map((f) => `- \`${path.basename(f.file)}\`: ${f.rows} rows, sha256 ${f.sha256.slice(0, 16)}…`), '');
   return lines.join('\n');
+}
+
+function importedMarkdown(imported: LegacyReport): string[] {
+  const used = imported.files.filter((f) => f.used);
+  const n = imported.frames;
+  return [
+    '## Imported from earlier runs',
+    `- DNABERT-S embeddings: ${imported.imported.dnabert} of ${n} frames imported, ${n - imported.imported.dnabert} computed`,
+    `- ESM-2 embeddings: ${imported.imported.esm2} of ${n} frames imported, ${n - imported.imported.esm2} computed`,
+    `- shards scored from imported embeddings alone (no model ran): ${imported.shardsComplete}`,
+    `- files used: ${used.length} of ${imported.files.length}`,
+    '',
+    '| file | models | frames | used |',
+    '|---|---|---|---|',
+    ...imported.files.map((f) => `| \`${f.path}\` | ${f.models.join(', ') || '-'} | ${f.frames} | ${f.used ? 'yes' : `no: ${f.problem}`} |`),
+    '',
+  ];
 }
 
 /** The rows of one of our TSV files (a synthetic run's banner line skipped), keyed by column. */

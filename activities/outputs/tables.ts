@@ -4,6 +4,7 @@
 // carries embeddings (3328 floats per frame) never has to fit in memory at once.
 import { promises as fs } from 'node:fs';
 import { AsyncRecordBatchFileReader, RecordBatch, Schema } from 'apache-arrow';
+import { TABLES, type TableFormat } from '../formats';
 
 export class TableFormatError extends Error {
   constructor(
@@ -29,10 +30,13 @@ export interface FrameScore {
   scoreVirus: number;
 }
 
-function checkFormat(file: string, schema: Schema, format: string, version: number, columns: string[]): void {
+function checkFormat(file: string, schema: Schema, { format, version }: TableFormat, columns: string[]): void {
   const found = schema.metadata.get('virnucpro.format');
   const foundVersion = schema.metadata.get('virnucpro.version');
   if (found !== format) throw new TableFormatError(file, `expected a ${format} table, found format ${found ?? '(none)'}`);
+  if (Number(foundVersion) > version) {
+    throw new TableFormatError(file, `${format} version ${foundVersion} was written by a newer virnucpro (this one reads up to version ${version}); upgrade virnucpro, or run again with --force to recompute`);
+  }
   if (foundVersion !== String(version)) {
     throw new TableFormatError(file, `${format} version ${foundVersion ?? '(none)'} is not supported (this build reads version ${version})`);
   }
@@ -41,12 +45,12 @@ function checkFormat(file: string, schema: Schema, format: string, version: numb
   if (missing.length > 0) throw new TableFormatError(file, `missing column(s) ${missing.join(', ')}`);
 }
 
-async function* batches(file: string, format: string, version: number, columns: string[]): AsyncGenerator<RecordBatch> {
+async function* batches(file: string, format: TableFormat, columns: string[]): AsyncGenerator<RecordBatch> {
   const handle = await fs.open(file, 'r');
   try {
     const reader = await AsyncRecordBatchFileReader.from(handle);
     await reader.open();
-    checkFormat(file, reader.schema, format, version, columns);
+    checkFormat(file, reader.schema, format, columns);
     for (let i = 0; i < reader.numRecordBatches; i++) {
       const batch = await reader.readRecordBatch(i);
       if (batch) yield batch;
@@ -59,7 +63,7 @@ async function* batches(file: string, format: string, version: number, columns: 
 export async function readRecords(file: string): Promise<InputRecord[]> {
   const columns = ['record_index', 'record_id', 'original_id', 'length', 'chunks'];
   const records: InputRecord[] = [];
-  for await (const batch of batches(file, 'virnucpro.records', 1, columns)) {
+  for await (const batch of batches(file, TABLES.records, columns)) {
     const [index, id, original, length, chunks] = columns.map((c) => batch.getChild(c)!);
     for (let row = 0; row < batch.numRows; row++) {
       records.push({
@@ -77,7 +81,7 @@ export async function readRecords(file: string): Promise<InputRecord[]> {
 /** The scores of one shard result file, in file order. */
 export async function* readFrameScores(file: string): AsyncGenerator<FrameScore> {
   const columns = ['frame_id', 'score_others', 'score_virus'];
-  for await (const batch of batches(file, 'virnucpro.results', 1, columns)) {
+  for await (const batch of batches(file, TABLES.results, columns)) {
     const ids = batch.getChild('frame_id')!;
     const others = batch.getChild('score_others')!;
     const virus = batch.getChild('score_virus')!;

@@ -1,6 +1,6 @@
 /**
  * The Arrow IPC tables of read preparation (docs/data-formats.md): frame shards
- * (`virnucpro.frames` v1) and the records table (`virnucpro.records` v1). String columns
+ * (`virnucpro.frames`) and the records table (`virnucpro.records`), versions from formats.json. String columns
  * are assembled straight into Arrow's offsets + bytes layout, which is several times
  * faster than Arrow's generic builders; frame columns are even fed bytes, never strings.
  */
@@ -18,17 +18,8 @@ import {
   type DataType,
 } from 'apache-arrow';
 import type { ReadRecord } from './prepared-reads';
+import { formatMetadata, TABLES } from '../formats';
 
-export const FRAMES_FORMAT = 'virnucpro.frames';
-export const RECORDS_FORMAT = 'virnucpro.records';
-export const TABLE_VERSION = 1;
-
-function formatMetadata(format: string): Map<string, string> {
-  return new Map([
-    ['virnucpro.format', format],
-    ['virnucpro.version', String(TABLE_VERSION)],
-  ]);
-}
 
 export const framesSchema = new Schema(
   [
@@ -37,7 +28,7 @@ export const framesSchema = new Schema(
     new Field('nucleotide', new Utf8(), false),
     new Field('protein', new Utf8(), false),
   ],
-  formatMetadata(FRAMES_FORMAT),
+  formatMetadata(TABLES.frames),
 );
 
 export const recordsSchema = new Schema(
@@ -48,7 +39,7 @@ export const recordsSchema = new Schema(
     new Field('length', new Uint64(), false),
     new Field('chunks', new Uint32(), false),
   ],
-  formatMetadata(RECORDS_FORMAT),
+  formatMetadata(TABLES.records),
 );
 
 /** Arrow utf8 column data from JS strings: one pass to size, one to copy. */

@@ -18,6 +18,8 @@ export interface WeightRequest {
   esm2Weights?: string;
   dnabertWeights?: string;
   synthetic?: 'tiny' | 'full';
+  /** Earlier runs' embeddings may make ESM-2 and DNABERT-S unnecessary: missing ones are null. */
+  embeddersOptional?: boolean;
 }
 
 export function weightsDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -41,16 +43,17 @@ export function resolveWeights(request: WeightRequest, env: NodeJS.ProcessEnv = 
 
   const dir = weightsDir(env);
   const missing: string[] = [];
-  const find = (given: string | null, candidates: string[], what: string): string | null => {
+  const find = (given: string | null, candidates: string[], what: string, optional = false): string | null => {
     if (given) return given;
     const found = candidates.map((c) => path.join(dir, c)).find((c) => existsSync(c));
-    if (!found) missing.push(`${what}: ${candidates.map((c) => path.join(dir, c)).join(' or ')}`);
+    if (!found && !optional) missing.push(`${what}: ${candidates.map((c) => path.join(dir, c)).join(' or ')}`);
     return found ?? null;
   };
+  const optional = request.embeddersOptional ?? false;
   const weights: WeightPaths = {
     classifier: find(explicit.classifier, [`${request.modelType}_model.pth`], `VirNucPro classifier (${request.modelType} bp, from the VirNucPro repository)`),
-    esm2: find(explicit.esm2, ['esm2_t36_3B_UR50D.pt', 'esm2_t36_3B_UR50D'], 'ESM-2 3B (fair-esm esm2_t36_3B_UR50D.pt, or the Hugging Face facebook/esm2_t36_3B_UR50D folder)'),
-    dnabert: find(explicit.dnabert, ['DNABERT-S'], 'DNABERT-S (the Hugging Face zhihan1996/DNABERT-S folder)'),
+    esm2: find(explicit.esm2, ['esm2_t36_3B_UR50D.pt', 'esm2_t36_3B_UR50D'], 'ESM-2 3B (fair-esm esm2_t36_3B_UR50D.pt, or the Hugging Face facebook/esm2_t36_3B_UR50D folder)', optional),
+    dnabert: find(explicit.dnabert, ['DNABERT-S'], 'DNABERT-S (the Hugging Face zhihan1996/DNABERT-S folder)', optional),
   };
   if (missing.length > 0) {
     throw new UsageError(

@@ -27,6 +27,8 @@ import { cpuQueue, gpuQueue } from '../../workflows/queues';
 import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
 import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, sampleName, type PredictOptions } from './predict-options';
 import { resolveWeights, weightFingerprints } from './predict-weights';
+import { findLegacyRuns } from '../../activities/legacy/sources';
+import { legacyReport } from '../../activities/legacy/import-step';
 import { OutputFolder } from './predict-output-folder';
 import { failureTypes, INPUT_FAILURE_TYPES } from './run-failures';
 import { queueIsServed } from './queue-pollers';
@@ -80,9 +82,12 @@ export async function run(argv: string[]): Promise<number> {
   const input = path.resolve(options._[0]);
   checkInputFile(input);
   const synthetic = options.syntheticWeights ?? null;
-  const weights = resolveWeights({ ...options, synthetic: options.syntheticWeights });
-  const discovery = selectDevices(options);
   const outDir = path.resolve(options.outputDir ?? defaultOutputDir(input));
+  // --resume also picks up what the original VirNucPro or the multi-GPU fork left for this
+  // input; then the embedding models are needed only for what those runs did not compute.
+  const legacy = options.resume && !options.force ? findLegacyRuns(input, outDir) : [];
+  const weights = resolveWeights({ ...options, synthetic: options.syntheticWeights, embeddersOptional: legacy.length > 0 });
+  const discovery = selectDevices(options);
   const cpuOnly = discovery.devices.every((d) => d.kind === 'cpu');
   const settings: VirnucproSettings = {
     expectedLength: options.expectedLength ?? (options.modelType === '300' ? 300 : 500),
@@ -91,6 +96,7 @@ export async function run(argv: string[]): Promise<number> {
     weightFiles: weightFingerprints(weights),
     embeddings: options.embeddings,
     outDir,
+    legacy,
   };
   const dag = virnucproPipeline(settings);
   const reads = fingerprintReads(input);
@@ -110,6 +116,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     addRunLogFile(logger, folder.workRoot);
     announceObsolete(options, logger);
+    for (const run of legacy) logger.info(`found files of an earlier ${run.tool} run: ${run.prefix}_* (${run.files.length} files); importing what passes the checks`);
     if (synthetic) shout(syntheticBanner(synthetic).replace(/^# /, ''));
     const queue = cpuQueue(session.settings.taskQueuePrefix);
     // Workers already serving this host's devices (`virnucpro worker` here) own them: a second
@@ -122,7 +129,9 @@ export async function run(argv: string[]): Promise<number> {
       // Models load (and compile) on every device while the workers start and the reads are
       // prepared, unless this run already finished.
       const finished = await client.workflow.getHandle(workflowId).describe().then((d) => d.status.name === 'COMPLETED', () => false);
-      if (!finished) preloadDevices(session.settings, discovery, settings.model, logger);
+      // With earlier runs' embeddings, the import step says what is left to compute; a device
+      // loads its models when a shard comes (none, when nothing is left).
+      if (!finished && legacy.length === 0) preloadDevices(session.settings, discovery, settings.model, logger);
       workers = await startLocalWorkers(session.settings, logger, discovery);
     } else {
       await shutdownRuntimes(); // the devices are another worker's
@@ -183,6 +192,9 @@ export async function run(argv: string[]): Promise<number> {
     for (const warning of report.warnings) logger.warn(warning);
     const lines = [
       `virnucpro predict: ${summary.records} records, ${summary.frames} frames scored; records called virus: ${summary.calls.virus}, others: ${summary.calls.others}, no frames: ${summary.calls.no_frames}`,
+      ...(report.imported
+        ? [`  from earlier runs' files: ${report.imported.imported.esm2} ESM-2 and ${report.imported.imported.dnabert} DNABERT-S embeddings of ${report.imported.frames} frames (run_report.md lists the files)`]
+        : []),
       ...summary.files.map((f) => `  ${f.file}`),
       ...reportFiles.map((f) => `  ${f}`),
     ];
@@ -259,7 +271,8 @@ async function buildReport(handle: WorkflowHandle, f: ReportFacts): Promise<RunR
       },
     ]),
   );
-  const partial = { prepare: f.stats, devices: deviceRates(devices), synthetic: f.synthetic, results, notices: f.result.progress.notices.map((n) => n.message) };
+  const imported = f.result.outputs.legacy === undefined ? null : legacyReport.parse(f.result.outputs.legacy);
+  const partial = { prepare: f.stats, devices: deviceRates(devices), synthetic: f.synthetic, results, imported, notices: f.result.progress.notices.map((n) => n.message) };
   return {
     version: 1,
     workflowId: f.workflowId,
@@ -270,7 +283,8 @@ async function buildReport(handle: WorkflowHandle, f: ReportFacts): Promise<RunR
     started: started?.toISOString() ?? null,
     finished: finished?.toISOString() ?? null,
     wallSeconds: started && finished ? (finished.getTime() - started.getTime()) / 1000 : null,
-    settings: { ...f.settings },
+    // The earlier runs' file lists are in `imported`; here only where they were.
+    settings: { ...f.settings, legacy: f.settings.legacy.map((r) => ({ tool: r.tool, prefix: r.prefix, files: r.files.length })) },
     steps,
     ...partial,
     warnings: runWarnings(partial),

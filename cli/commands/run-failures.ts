@@ -4,7 +4,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 
 /** Failure types that mean "fix your input", not "something broke". */
-export const INPUT_FAILURE_TYPES = new Set(['ReadInputError', 'runtime.input', 'runtime.weights', 'OutputWriteError']);
+export const INPUT_FAILURE_TYPES = new Set(['ReadInputError', 'LegacyImportError', 'runtime.input', 'runtime.weights', 'OutputWriteError']);
 
 interface FailureInfo {
   applicationFailureInfo?: { type?: string | null } | null;

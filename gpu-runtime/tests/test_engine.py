@@ -130,3 +130,27 @@ def test_rate_window_spans_shards_and_forgets_old_samples():
     for step in range(1, 21):
         rate = window.sample(100 + 50 * step, 1_000 + 500 * step, now=3.0 + step)
     assert rate == pytest.approx((50.0, 500.0), rel=0.01)
+
+
+def test_imported_embeddings_are_used_as_given_and_only_the_rest_is_computed(models, small_shard, tmp_path):
+    fast = _engine(models)
+    full = fast.run(fast.prepare(small_shard), embeddings=True)
+    shard = shards.read_frames(small_shard)
+    rng = np.random.default_rng(1)
+    given_dnabert = rng.standard_normal((24, 768)).astype(np.float32)
+    given_esm2 = rng.standard_normal((24, 2560)).astype(np.float32)
+    # DNABERT-S imported for all frames but two, ESM-2 for every third frame.
+    dnabert = [None if i in (3, 17) else given_dnabert[i] for i in range(24)]
+    esm2 = [given_esm2[i] if i % 3 == 0 else None for i in range(24)]
+    path = tmp_path / "frames-00000.arrow"
+    shards.write_frames(path, shard.frame_ids, list(range(24)), shard.nucleotides, shard.proteins, {"dnabert": dnabert, "esm2": esm2})
+    prepared = fast.prepare(path)
+    assert sorted(np.concatenate(prepared.dnabert_plan).tolist()) == [3, 17]
+    assert sorted(np.concatenate(prepared.esm2_plan).tolist()) == [i for i in range(24) if i % 3]
+    out = fast.run(prepared, embeddings=True)
+    for i in range(24):
+        expected_dnabert = full.dnabert[i] if i in (3, 17) else given_dnabert[i]
+        expected_esm2 = given_esm2[i] if i % 3 == 0 else full.esm2[i]
+        np.testing.assert_allclose(out.dnabert[i], expected_dnabert, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(out.esm2[i], expected_esm2, rtol=0, atol=1e-5)
+    assert out.dnabert_tokens == int(prepared.dnabert_tokens.lengths[[3, 17]].sum())

@@ -91,7 +91,7 @@ def test_load_run_and_shutdown(runtime, shard, tmp_path):
     assert any(e.get("event") == "progress" and e["id"] == "r1" and e["frames_done"] == 24 for e in runtime.events)
 
     bad_shard = runtime.request("r2", "run", shard=str(tmp_path / "missing.arrow"), out=str(tmp_path / "x.arrow"))
-    assert bad_shard["error"]["type"] == "input" and "no such shard" in bad_shard["error"]["message"]
+    assert bad_shard["error"]["type"] == "input" and "no such file" in bad_shard["error"]["message"]
     assert runtime.request("c1", "cancel", target="nothing-running")["result"] == {"cancelled": False}
     assert runtime.request("s1", "shutdown") == {"v": 1, "id": "s1", "ok": True, "result": {}}
     assert runtime.process.wait(timeout=30) == 0

@@ -1,4 +1,4 @@
-"""``python -m virnucpro_runtime <command>``: serve (the resident runtime), bench, embed.
+"""``python -m virnucpro_runtime <command>``: serve (the resident runtime), bench, embed, import-legacy.
 
 Each command registers a (configure, run) pair; run imports its module lazily so that
 ``serve`` starts without loading benchmark code, and the allocator setting below is in
@@ -53,10 +53,31 @@ def _run_embed(args: argparse.Namespace) -> int:
     return embed.main(args)
 
 
+def _configure_import_legacy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("request", nargs="?", help="the import request (JSON; activities/legacy/import-step.ts writes it)")
+    parser.add_argument("--find", nargs=2, metavar=("INPUT", "OUT_DIR"), help="only list the earlier runs left for INPUT (beside it and in OUT_DIR), as JSON")
+
+
+def _run_import_legacy(args: argparse.Namespace) -> int:
+    if args.find:
+        import json
+
+        from . import legacy_layouts  # no torch: predict asks this before a run starts
+
+        print(json.dumps([run.describe() for run in legacy_layouts.find(*args.find)]))
+        return 0
+    if not args.request:
+        raise SystemExit("import-legacy: give a REQUEST file or --find INPUT OUT_DIR")
+    from . import legacy
+
+    return legacy.main(args.request)
+
+
 COMMANDS = {
     "serve": ("run the resident runtime (JSON lines on stdin/stdout)", _configure_serve, _run_serve),
     "bench": ("benchmark ESM-2/DNABERT-S throughput and parity (full-size random weights)", _configure_bench, _run_bench),
     "embed": ("embed a FASTA or frame shard with ESM-2 and/or DNABERT-S into Parquet", _configure_embed, _run_embed),
+    "import-legacy": ("import the embeddings an earlier VirNucPro or virnucpro-broad run left (or --find them)", _configure_import_legacy, _run_import_legacy),
 }
 
 

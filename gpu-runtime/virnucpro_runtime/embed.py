@@ -32,13 +32,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from . import synthetic, weights
+from . import formats, synthetic, weights
 from .models.dnabert_s import DNABERTS
 from .models.esm2 import ESM2, mean_residues_packed
 from .tokenizers import DnaTokenizer, esm_encode_packed
 
-FORMAT_NAME = "virnucpro.embeddings"
-FORMAT_VERSION = 1
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -135,7 +133,7 @@ def write_parquet(path: Path, ids: list[str], vectors: dict[str, np.ndarray], mo
     for name, matrix in vectors.items():
         flat = pa.array(matrix.reshape(-1), type=pa.float32())
         columns[name] = pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
-    metadata = {"virnucpro.format": FORMAT_NAME, "virnucpro.version": str(FORMAT_VERSION), "virnucpro.models": json.dumps(models)}
+    metadata = formats.metadata(formats.EMBEDDINGS, **{"virnucpro.models": json.dumps(models)})
     table = pa.table(columns).replace_schema_metadata(metadata)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp)

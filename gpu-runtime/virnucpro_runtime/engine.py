@@ -80,6 +80,12 @@ class PreparedShard:
     esm2_plan: list[np.ndarray]
     dnabert_plan: list[np.ndarray]
     prepare_seconds: float
+    # Embeddings taken from an earlier run's files ("dnabert"/"esm2"): those rows are not computed.
+    imported: dict[str, shards.Imported] = field(default_factory=dict)
+
+    def computed_tokens(self, model: str) -> int:
+        plan, tokens = (self.esm2_plan, self.esm2_tokens) if model == "esm2" else (self.dnabert_plan, self.dnabert_tokens)
+        return int(sum(int(tokens.lengths[rows].sum()) for rows in plan))
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -116,6 +122,9 @@ class Progress:
 
     frames_total: int
     frames_done: int = 0
+    # Frames whose ESM-2 embedding was imported (shards.Imported): done before the shard starts,
+    # reported as done but not counted in the device's rate.
+    frames_imported: int = 0
     esm2_tokens_done: int = 0
     started: float = field(default_factory=time.perf_counter)
     _pending: deque = field(default_factory=deque)
@@ -228,14 +237,16 @@ class Engine:
         shard = shards.read_frames(shard_path)
         esm2_tokens = self.models.tokenize_proteins(shard.proteins)
         dnabert_tokens = self.models.tokenize_nucleotides(shard.nucleotides)
+        esm2_rows, dnabert_rows = (_rows_to_compute(len(shard), shard.imported.get(model)) for model in ("esm2", "dnabert"))
         return PreparedShard(
             path=str(shard_path),
             frame_ids=shard.frame_ids,
             esm2_tokens=esm2_tokens,
             dnabert_tokens=dnabert_tokens,
-            esm2_plan=packing.plan_packed(esm2_tokens.lengths, self.esm2_budget),
-            dnabert_plan=packing.plan_padded(dnabert_tokens.lengths, self.dnabert_budget),
+            esm2_plan=[esm2_rows[b] for b in packing.plan_packed(esm2_tokens.lengths[esm2_rows], self.esm2_budget)],
+            dnabert_plan=[dnabert_rows[b] for b in packing.plan_padded(dnabert_tokens.lengths[dnabert_rows], self.dnabert_budget)],
             prepare_seconds=time.perf_counter() - started,
+            imported=shard.imported,
         )
 
     # --- 2. device side --------------------------------------------------------------
@@ -257,6 +268,10 @@ class Engine:
             torch.cuda.reset_peak_memory_stats(self.device)
         dnabert_out = torch.empty(n, DNABERT_WIDTH, dtype=torch.float32, device=self.device)
         esm2_out = torch.empty(n, ESM2_WIDTH, dtype=torch.float32, device=self.device)
+        for name, out in (("dnabert", dnabert_out), ("esm2", esm2_out)):
+            if name in prepared.imported:
+                found = prepared.imported[name]
+                out.index_copy_(0, torch.from_numpy(found.rows).to(self.device), torch.from_numpy(found.values).to(self.device))
 
         work = [("dnabert", rows) for rows in prepared.dnabert_plan] + [("esm2", rows) for rows in prepared.esm2_plan]
         batches: queue.Queue = queue.Queue(maxsize=self.queue_depth)
@@ -296,8 +311,8 @@ class Engine:
             scores=host[0].numpy(),
             dnabert=host[1].numpy() if embeddings else None,
             esm2=host[2].numpy() if embeddings else None,
-            esm2_tokens=int(prepared.esm2_tokens.lengths.sum()),
-            dnabert_tokens=int(prepared.dnabert_tokens.lengths.sum()),
+            esm2_tokens=prepared.computed_tokens("esm2"),
+            dnabert_tokens=prepared.computed_tokens("dnabert"),
             seconds=time.perf_counter() - started,
             started_at=started_at,
             finished_at=time.time(),
@@ -365,14 +380,25 @@ class Engine:
         return new_budget
 
     # --- 3. classifier -----------------------------------------------------------------
-    def _classify(self, dnabert: torch.Tensor, esm2: torch.Tensor, rows_per_step: int = 65536) -> torch.Tensor:
-        scores = torch.empty(dnabert.shape[0], 2, dtype=torch.float32, device=self.device)
-        for start in range(0, dnabert.shape[0], rows_per_step):
-            end = start + rows_per_step
-            features = torch.cat([dnabert[start:end], esm2[start:end]], dim=1)  # DNABERT-S first, as the original
-            logits = self.models.classifier(features).float()
-            scores[start:end] = torch.softmax(logits, dim=1)
-        return scores
+    def _classify(self, dnabert: torch.Tensor, esm2: torch.Tensor) -> torch.Tensor:
+        return classify(self.models.classifier, dnabert, esm2)
+
+
+@torch.inference_mode()
+def classify(classifier: torch.nn.Module, dnabert: torch.Tensor, esm2: torch.Tensor, rows_per_step: int = 65536) -> torch.Tensor:
+    """Softmax scores [N, 2] (P(others), P(virus)) of the classifier on concat(DNABERT-S, ESM-2)."""
+    scores = torch.empty(dnabert.shape[0], 2, dtype=torch.float32, device=dnabert.device)
+    for start in range(0, dnabert.shape[0], rows_per_step):
+        end = start + rows_per_step
+        features = torch.cat([dnabert[start:end], esm2[start:end]], dim=1)  # DNABERT-S first, as the original
+        logits = classifier(features).float()
+        scores[start:end] = torch.softmax(logits, dim=1)
+    return scores
+
+
+def _rows_to_compute(n: int, imported: shards.Imported | None) -> np.ndarray:
+    rows = np.arange(n, dtype=np.int64)
+    return rows if imported is None else np.setdiff1d(rows, imported.rows, assume_unique=True)
 
 
 def _put_unless_stopped(target: queue.Queue, item, stop: threading.Event) -> bool:

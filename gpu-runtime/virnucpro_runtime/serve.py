@@ -238,7 +238,8 @@ class Server:
             raise protocol.ProtocolError("not_loaded", "no models loaded: send 'load' first")
         args = job.request.args
         prepared = job.prepared.result() if job.prepared is not None else self.engine.prepare(args["shard"])
-        progress = engine_mod.Progress(frames_total=len(prepared))
+        imported = prepared.imported.get("esm2")
+        progress = engine_mod.Progress(frames_total=len(prepared), frames_imported=0 if imported is None else len(imported.rows))
         with self._jobs_changed:
             self._active_progress = progress
         self._send_progress(job, progress)  # at once: the shard has started
@@ -286,7 +287,7 @@ class Server:
         job.telemetry.append((round(time.time(), 3), frames, round(frames_per_s, 2), utilization, memory))
         self.send(protocol.progress_event(
             job.request.id,
-            frames_done=frames,
+            frames_done=frames + progress.frames_imported,
             frames_total=progress.frames_total,
             tokens_per_s=round(tokens_per_s, 1),
             frames_per_s=round(frames_per_s, 2),

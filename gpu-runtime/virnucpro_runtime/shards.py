@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 from pathlib import Path
 
@@ -19,10 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-FRAMES_FORMAT = "virnucpro.frames"
-RESULTS_FORMAT = "virnucpro.results"
-FORMAT_VERSION = 1
-MARKER_VERSION = 1
+from . import formats
+from .formats import FILE_MARKER_VERSION as MARKER_VERSION
+
+# Widths of the two embeddings (DNABERT-S, ESM-2) wherever a table holds them.
+EMBEDDING_WIDTHS = {"dnabert": 768, "esm2": 2560}
 
 
 class ShardError(Exception):
@@ -30,42 +31,65 @@ class ShardError(Exception):
 
 
 @dataclass(frozen=True)
+class Imported:
+    """Embeddings of some of a shard's frames taken from an earlier run's files."""
+
+    rows: np.ndarray  # int64 row numbers in the shard
+    values: np.ndarray  # float32 [len(rows), width]
+
+
+@dataclass(frozen=True)
 class FrameShard:
     frame_ids: list[str]
     nucleotides: list[str]
     proteins: list[str]
+    # "dnabert" / "esm2" -> what was imported for that model (frames v2 columns); absent: none.
+    imported: dict[str, Imported] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.frame_ids)
 
 
-def frames_schema() -> pa.Schema:
-    return pa.schema(
-        [("frame_id", pa.utf8()), ("record_index", pa.uint32()), ("nucleotide", pa.utf8()), ("protein", pa.utf8())],
-        metadata={"virnucpro.format": FRAMES_FORMAT, "virnucpro.version": str(FORMAT_VERSION)},
-    )
+def frames_schema(imported: tuple[str, ...] = ()) -> pa.Schema:
+    fields = [("frame_id", pa.utf8()), ("record_index", pa.uint32()), ("nucleotide", pa.utf8()), ("protein", pa.utf8())]
+    fields += [pa.field(name, pa.list_(pa.float32(), EMBEDDING_WIDTHS[name]), nullable=True) for name in imported]
+    return pa.schema(fields, metadata=formats.metadata(formats.FRAMES))
 
 
-def _check_format(schema: pa.Schema, expected: str, path: Path) -> None:
-    metadata = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
-    found = metadata.get("virnucpro.format")
-    if found != expected:
-        raise ShardError(f"{path}: schema metadata virnucpro.format is {found!r}, expected {expected!r}")
-    version = metadata.get("virnucpro.version")
-    if version != str(FORMAT_VERSION):
-        raise ShardError(f"{path}: {expected} version {version!r} is not supported (this runtime reads version {FORMAT_VERSION})")
-
-
-def read_frames(path: str | os.PathLike) -> FrameShard:
-    path = Path(path)
+def _read_table(path: Path, expected: dict) -> pa.Table:
     try:
         with pa.memory_map(str(path)) as source:
             table = ipc.open_file(source).read_all()
     except FileNotFoundError:
-        raise ShardError(f"{path}: no such shard") from None
+        raise ShardError(f"{path}: no such file") from None
     except pa.ArrowInvalid as exc:
         raise ShardError(f"{path}: not an Arrow IPC file ({exc})") from None
-    _check_format(table.schema, FRAMES_FORMAT, path)
+    try:
+        return formats.upgraded(table, expected, path)
+    except formats.FormatError as exc:
+        raise ShardError(str(exc)) from None
+
+
+def _imported_column(table: pa.Table, name: str, path: Path) -> Imported | None:
+    if name not in table.column_names:
+        return None
+    column = table.column(name).combine_chunks()
+    width = EMBEDDING_WIDTHS[name]
+    if not pa.types.is_fixed_size_list(column.type) or column.type.list_size != width or column.type.value_type != pa.float32():
+        raise ShardError(f"{path}: column {name!r} must be fixed_size_list<float32>[{width}], found {column.type}")
+    present = np.flatnonzero(~np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool))
+    values = column.take(pa.array(present)).flatten().to_numpy().reshape(len(present), width)
+    return Imported(rows=present.astype(np.int64), values=np.array(values, dtype=np.float32))  # a writable copy for torch
+
+
+def read_frames_table(path: str | os.PathLike) -> pa.Table:
+    """A frame shard as its current version's table (older versions migrated)."""
+    return _read_table(Path(path), formats.FRAMES)
+
+
+def read_frames(path: str | os.PathLike) -> FrameShard:
+    path = Path(path)
+    table = read_frames_table(path)
     for name in ("frame_id", "nucleotide", "protein"):
         if name not in table.column_names:
             raise ShardError(f"{path}: column {name!r} is missing")
@@ -77,25 +101,32 @@ def read_frames(path: str | os.PathLike) -> FrameShard:
     empty = [i for i, p in enumerate(proteins) if not p]
     if empty:
         raise ShardError(f"{path}: row {empty[0]} has an empty protein (kept frames are never empty)")
+    imported = {name: found for name in EMBEDDING_WIDTHS if (found := _imported_column(table, name, path)) is not None}
     return FrameShard(
         frame_ids=table.column("frame_id").to_pylist(),
         nucleotides=table.column("nucleotide").to_pylist(),
         proteins=proteins,
+        imported=imported,
     )
 
 
-def write_frames(path: str | os.PathLike, frame_ids, record_indices, nucleotides, proteins) -> dict:
-    """Write a frame shard (used by the benchmark data generator and tests)."""
-    table = pa.table(
-        {
-            "frame_id": pa.array(frame_ids, pa.utf8()),
-            "record_index": pa.array(record_indices, pa.uint32()),
-            "nucleotide": pa.array(nucleotides, pa.utf8()),
-            "protein": pa.array(proteins, pa.utf8()),
-        },
-        schema=frames_schema(),
-    )
-    return write_table_atomically(path, table)
+def frames_table(frame_ids, record_indices, nucleotides, proteins, imported: dict[str, list] | None = None) -> pa.Table:
+    """A frame shard; ``imported`` maps "dnabert"/"esm2" to one vector (or None) per frame."""
+    imported = imported or {}
+    columns = {
+        "frame_id": pa.array(frame_ids, pa.utf8()),
+        "record_index": pa.array(record_indices, pa.uint32()),
+        "nucleotide": pa.array(nucleotides, pa.utf8()),
+        "protein": pa.array(proteins, pa.utf8()),
+    }
+    for name, vectors in imported.items():
+        columns[name] = pa.array(vectors, pa.list_(pa.float32(), EMBEDDING_WIDTHS[name]))
+    return pa.table(columns, schema=frames_schema(tuple(imported)))
+
+
+def write_frames(path: str | os.PathLike, frame_ids, record_indices, nucleotides, proteins, imported: dict[str, list] | None = None) -> dict:
+    """Write a frame shard (prepare writes them in TypeScript; this is for imports, benchmarks and tests)."""
+    return write_table_atomically(path, frames_table(frame_ids, record_indices, nucleotides, proteins, imported))
 
 
 # What the runtime measured while it computed a shard, once a second, beside its result as
@@ -122,11 +153,11 @@ def results_table(frame_ids: list[str], scores: np.ndarray, dnabert: np.ndarray 
         "score_virus": pa.array(np.ascontiguousarray(scores[:, 1], dtype=np.float32)),
     }
     if dnabert is not None:
-        columns["dnabert"] = _fixed_list(dnabert, 768)
+        columns["dnabert"] = _fixed_list(dnabert, EMBEDDING_WIDTHS["dnabert"])
     if esm2 is not None:
-        columns["esm2"] = _fixed_list(esm2, 2560)
+        columns["esm2"] = _fixed_list(esm2, EMBEDDING_WIDTHS["esm2"])
     table = pa.table(columns)
-    return table.replace_schema_metadata({"virnucpro.format": RESULTS_FORMAT, "virnucpro.version": str(FORMAT_VERSION)})
+    return table.replace_schema_metadata(formats.metadata(formats.RESULTS))
 
 
 def _fixed_list(matrix: np.ndarray, width: int) -> pa.FixedSizeListArray:
@@ -136,11 +167,7 @@ def _fixed_list(matrix: np.ndarray, width: int) -> pa.FixedSizeListArray:
 
 
 def read_results(path: str | os.PathLike) -> pa.Table:
-    path = Path(path)
-    with pa.memory_map(str(path)) as source:
-        table = ipc.open_file(source).read_all()
-    _check_format(table.schema, RESULTS_FORMAT, path)
-    return table
+    return _read_table(Path(path), formats.RESULTS)
 
 
 def write_table_atomically(path: str | os.PathLike, table: pa.Table) -> dict:

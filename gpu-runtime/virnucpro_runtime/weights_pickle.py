@@ -4,7 +4,8 @@
 names: torch's tensor rebuild functions, storage and dtype names, plain containers, and
 inert stand-ins (`PickledObject`) for module classes (torch.nn.* and the original's
 `__main__.MLPClassifier`) and for configuration containers (argparse.Namespace,
-omegaconf, typing: fair-esm's `args`/`cfg`), whose pickled state is then read as data.
+omegaconf, typing: fair-esm's `args`/`cfg`), whose pickled state is then read as data,
+and numpy arrays (as the fork's ESM-2 batch checkpoints hold them).
 Any other name (os.system, builtins.eval, ...) stops the load before anything is
 called. CUDA storages are mapped to the CPU.
 """
@@ -16,6 +17,7 @@ import pickle
 import types
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -37,6 +39,9 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, *extra):
     return data
 
 
+_numpy_reconstruct = (np._core if hasattr(np, "_core") else np.core).multiarray._reconstruct
+
+
 # Names a torch.save'd module or state dict legitimately contains. Tensors and storages are
 # rebuilt by torch's own functions; parameters are returned as their plain tensors.
 _SAFE_GLOBALS = {
@@ -52,6 +57,11 @@ _SAFE_GLOBALS = {
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
     ("argparse", "Namespace"): PickledObject,
+    # numpy arrays (the fork's ESM-2 batch checkpoints hold them; legacy.py reads those).
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,  # numpy 1 pickles
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,  # numpy 2
 }
 # Module classes of whole-module pickles, and configuration containers that checkpoints of
 # fairseq lineage may carry next to the weights (argparse above, omegaconf, typing hints).

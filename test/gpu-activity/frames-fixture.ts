@@ -5,6 +5,7 @@ import { RecordBatch, Schema, Table, tableToIPC, Uint32, Utf8, vectorFromArray }
 import { writeDoneMarker } from '../../activities/files/atomic';
 import { hashFile } from '../../activities/engine/files';
 import type { FileRef } from '../../activities/engine/implementation';
+import { formatMetadata, TABLES } from '../../activities/formats';
 
 const AMINO = 'ACDEFGHIKLMNPQRSTVWY';
 
@@ -31,7 +32,7 @@ export async function writeFrameShard(file: string, frames: number, seed = 1): P
     nucleotide: vectorFromArray(nucleotides, new Utf8()),
     protein: vectorFromArray(proteins, new Utf8()),
   });
-  const schema = new Schema(table.schema.fields, new Map([['virnucpro.format', 'virnucpro.frames'], ['virnucpro.version', '1']]));
+  const schema = new Schema(table.schema.fields, formatMetadata(TABLES.frames));
   writeFileSync(file, tableToIPC(new Table(schema, table.batches.map((b) => new RecordBatch(schema, b.data))), 'file'));
   const facts = await hashFile(file);
   await writeDoneMarker(file, { rows: frames, ...facts });

@@ -2,13 +2,10 @@
 // tests of the output writers, exactly as prepare and the GPU runtime lay them out.
 import { writeFileSync } from 'node:fs';
 import { makeVector, RecordBatch, Schema, Table, tableToIPC, Uint32, Uint64, Utf8, vectorFromArray } from 'apache-arrow';
+import { formatMetadata, TABLES, type TableFormat } from '../../activities/formats';
 
-function withFormat(table: Table, format: string): Table {
-  const metadata = new Map([
-    ['virnucpro.format', format],
-    ['virnucpro.version', '1'],
-  ]);
-  const schema = new Schema(table.schema.fields, metadata);
+function withFormat(table: Table, format: TableFormat): Table {
+  const schema = new Schema(table.schema.fields, formatMetadata(format));
   return new Table(schema, table.batches.map((b) => new RecordBatch(schema, b.data)));
 }
 
@@ -27,7 +24,7 @@ export function writeRecordsTable(file: string, rows: RecordRow[]): void {
     length: vectorFromArray(rows.map((r) => BigInt(r.length)), new Uint64()),
     chunks: vectorFromArray(rows.map((r) => r.chunks), new Uint32()),
   });
-  writeFileSync(file, tableToIPC(withFormat(table, 'virnucpro.records'), 'file'));
+  writeFileSync(file, tableToIPC(withFormat(table, TABLES.records), 'file'));
 }
 
 export interface ScoreRow {
@@ -42,5 +39,5 @@ export function writeResultsTable(file: string, rows: ScoreRow[]): void {
     score_others: makeVector(Float32Array.from(rows.map((r) => r.scoreOthers))),
     score_virus: makeVector(Float32Array.from(rows.map((r) => r.scoreVirus))),
   });
-  writeFileSync(file, tableToIPC(withFormat(table, 'virnucpro.results'), 'file'));
+  writeFileSync(file, tableToIPC(withFormat(table, TABLES.results), 'file'));
 }

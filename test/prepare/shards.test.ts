@@ -7,6 +7,7 @@ import { readValidMarker } from '../../activities/files/atomic';
 import { prepareReads } from '../../activities/prepare/prepare-activity';
 import { ReadInputError } from '../../activities/prepare/errors';
 import { fixture, scratch } from './fixtures';
+import { TABLES } from '../../activities/formats';
 
 function readTable(path: string) {
   return tableFromIPC(readFileSync(path));
@@ -42,8 +43,8 @@ describe('prepare: frame shards and records table', () => {
     for (const [i, shard] of out.shards.entries()) {
       assert.equal(shard.path, join(tmp.dir, `frames-${String(i).padStart(5, '0')}.arrow`));
       const table = readTable(shard.path);
-      assert.equal(table.schema.metadata.get('virnucpro.format'), 'virnucpro.frames');
-      assert.equal(table.schema.metadata.get('virnucpro.version'), '1');
+      assert.equal(table.schema.metadata.get('virnucpro.format'), TABLES.frames.format);
+      assert.equal(table.schema.metadata.get('virnucpro.version'), String(TABLES.frames.version));
       assert.equal(table.numRows, shard.rows);
       assert.equal(shard.rows, i < out.shards.length - 1 ? 50 : nucleotide.length - 50 * i);
       const marker = await readValidMarker(shard.path);

@@ -5,6 +5,7 @@
 import { definePipeline } from '../dsl/define';
 import type { Dag } from '../dsl/types';
 import type { LoadArgs } from '../../activities/gpu/protocol';
+import type { LegacyRun } from '../../activities/legacy/sources';
 
 export interface VirnucproSettings {
   /** Chunk length C (300 or 500 for the published models). */
@@ -19,6 +20,8 @@ export interface VirnucproSettings {
   embeddings: boolean;
   /** Where the result files go. */
   outDir: string;
+  /** Earlier runs of the original or the fork whose embeddings are imported (predict --resume). */
+  legacy: LegacyRun[];
 }
 
 /** For drawing the pipeline (`virnucpro dag virnucpro`); `predict` builds its own. */
@@ -29,9 +32,29 @@ export const defaultVirnucproSettings: VirnucproSettings = {
   weightFiles: [],
   embeddings: false,
   outDir: 'virnucpro-output',
+  legacy: [],
 };
 
 export function virnucproPipeline(settings: VirnucproSettings): Dag {
+  const importing = settings.legacy.length > 0;
+  // With earlier runs' files, the shards go through the import step first: it fills in the
+  // embeddings those runs computed and scores the shards that need no model at all.
+  const legacyImport = {
+    implementation: 'virnucpro.import-legacy',
+    resource: 'cpu' as const,
+    inputs: { shards: { from: 'prepare.shards', type: 'frames[]' } },
+    outputs: { shards: 'frames[]', imported: 'imported-result[]', report: 'legacy.report' },
+    params: {
+      runs: settings.legacy,
+      expectedLength: settings.expectedLength,
+      classifier: settings.model.classifier ?? null,
+      synthetic: settings.model.synthetic ?? null,
+      embeddings: settings.embeddings,
+      canCompute: Boolean(settings.model.synthetic || (settings.model.esm2 && settings.model.dnabert)),
+    },
+    retry: { maximumAttempts: 3 },
+    timeouts: { startToClose: '12h', heartbeat: '60s' },
+  };
   return definePipeline({
     name: 'virnucpro',
     version: '1',
@@ -49,13 +72,14 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
         // Steps heartbeat at least every 10 s while they run: a lost worker is noticed in a minute.
         timeouts: { startToClose: '12h', heartbeat: '60s' },
       },
+      ...(importing ? { import: legacyImport } : {}),
       embed: {
         implementation: 'gpu.embed-classify',
         // 3: Inductor's deterministic mode and budgets from total memory (results of version 2
         // runtimes could differ in the last bits); 2: DNABERT-S fp32 with TF32 matmuls (was bf16).
         version: '3',
         resource: 'gpu',
-        inputs: { shard: { from: 'prepare.shards', type: 'frames', mode: 'scatter' } },
+        inputs: { shard: { from: importing ? 'import.shards' : 'prepare.shards', type: 'frames', mode: 'scatter' } },
         outputs: { result: 'shard.result' },
         params: { model: settings.model, weightFiles: settings.weightFiles, embeddings: settings.embeddings },
         // A device gets several shards per task, sized to its share of the work left.
@@ -72,6 +96,7 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
           records: { from: 'prepare.records', type: 'records' },
           idMap: { from: 'prepare.idMap', type: 'idmap' },
           results: { from: 'embed.result', type: 'shard.result[]', mode: 'gather' },
+          ...(importing ? { imported: { from: 'import.imported', type: 'imported-result[]' } } : {}),
         },
         outputs: { summary: 'virnucpro.outputs' },
         params: { outDir: settings.outDir, synthetic: settings.model.synthetic ?? null },
@@ -79,6 +104,6 @@ export function virnucproPipeline(settings: VirnucproSettings): Dag {
         cache: false,
       },
     },
-    outputs: { summary: 'write.summary', stats: 'prepare.stats' },
+    outputs: { summary: 'write.summary', stats: 'prepare.stats', ...(importing ? { legacy: 'import.report' } : {}) },
   });
 }
