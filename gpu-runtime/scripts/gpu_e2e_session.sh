@@ -43,6 +43,12 @@ case "$step" in
       --work "$VP/e2e" --out "$OUT/predict-e2e.json" "$@"
     status=$?
     cp "$VP/e2e/e2e-state.json" "$OUT/" 2>/dev/null
+    # The warm run's own report (issue 12's example from a GPU host) and its run log.
+    warm=$(ls -d "$VP"/e2e/runs/warm-* 2>/dev/null | tail -1)
+    if [[ -n "$warm" ]]; then
+      mkdir -p "$OUT/warm-run"
+      cp "$warm"/report.html "$warm"/run_report.json "$warm"/run_report.md "$warm"/trace.tsv "$warm"/telemetry.tsv "$warm"/.virnucpro/virnucpro.log "$OUT/warm-run/" 2>/dev/null
+    fi
     tail -n 30 "$VP"/e2e/*.log > "$OUT/e2e-logs.txt" 2>/dev/null
     exit $status
     ;;

@@ -178,6 +178,7 @@ class E2E:
             "sha256": {name: sha256(out / name) for name in OUTPUT_FILES},
             "output": str(out),
         }
+        result["timeline_s"] = timeline(out, report, started, first_start, last_end)
         if kill:
             result["kill"] = kill
             result["at_s"] = killed_at
@@ -368,6 +369,24 @@ def runtime_pid() -> int:
     if not found:
         raise RuntimeError("no runtime process to kill")
     return int(found[0])
+
+
+def timeline(out: Path, report: dict, started: float, first_start: float, last_end: float) -> dict:
+    """Where a run's wall time went, in seconds from the start of `predict`: each step's first
+    start and last end (run_report.json), each device's models loaded (the run log), the first
+    frame on a device and the last shard's end (trace.tsv)."""
+    def at(iso: str | None) -> float | None:
+        return None if iso is None else round(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() - started, 1)
+
+    line = {name: [at(step.get("startedAt")), at(step.get("finishedAt"))] for name, step in report["steps"].items()}
+    line["first_frame"] = round(first_start - started, 1)
+    line["last_shard_end"] = round(last_end - started, 1)
+    log = out / ".virnucpro" / "virnucpro.log"
+    for entry in (json.loads(l) for l in log.read_text().splitlines() if l.startswith("{")) if log.exists() else []:
+        message = str(entry.get("message", ""))
+        if "models loaded in" in message:
+            line[f"loaded {message.split(':')[0]}"] = {"at": at(entry.get("timestamp")), "phases": entry.get("phases")}
+    return line
 
 
 def read_trace(path: Path) -> list[dict]:
