@@ -178,7 +178,10 @@ class E2E:
             "sha256": {name: sha256(out / name) for name in OUTPUT_FILES},
             "output": str(out),
         }
-        result["timeline_s"] = timeline(out, report, started, first_start, last_end)
+        try:
+            result["timeline_s"] = timeline(out, report, started, first_start, last_end)
+        except Exception as exc:  # noqa: BLE001 - a diagnostic: never lose the run's figures for it
+            result["timeline_s"] = {"error": repr(exc)}
         if kill:
             result["kill"] = kill
             result["at_s"] = killed_at
