@@ -6,6 +6,7 @@
 #   receive NN     copy the carried bundle piece .device/pieces/part-NN into /tmp/vp/pieces
 #   install        check SHA256SUMS, cat the pieces | tar x, install.sh with the machine's python3
 #   e2e PHASE...   gpu_predict_e2e.py phases against the installed bundle (its JSON goes to $OUT)
+#   budgets        card_budget_check.py on a shard of the warm run (smaller cards emulated)
 set -uo pipefail
 OUT=${OUT:-/tmp/vp-out}
 VP=/tmp/vp
@@ -51,6 +52,12 @@ case "$step" in
     fi
     tail -n 30 "$VP"/e2e/*.log > "$OUT/e2e-logs.txt" 2>/dev/null
     exit $status
+    ;;
+  budgets)
+    # Issue 11: a smaller card's budgets from its own memory, on this GPU with the allocator capped.
+    shard=$(ls "$VP"/e2e/runs/warm-*/.virnucpro/work/prepare/*/frames-00000.arrow | tail -1)
+    VIRNUCPRO_STATE_DIR=$VP/e2e/xdg-state/virnucpro PYTHONPATH=$PWD/gpu-runtime:$(echo "$VP"/host/virnucpro-*-linux-x64)/lib/python \
+      timeout 400 python3 gpu-runtime/scripts/card_budget_check.py --shard "$shard" --cards "${CARDS:-24,48}" --out "$OUT/card-budgets.json"
     ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac

@@ -416,19 +416,20 @@ def _put_unless_stopped(target: queue.Queue, item, stop: threading.Event) -> boo
 CUDA_USABLE_FRACTION = 0.92
 
 
-def activation_memory_bytes(models: LoadedModels) -> int:
+def activation_memory_bytes(models: LoadedModels, total_memory: int | None = None) -> int:
     """Memory for the batches' activations: the device's usable total less the resident
     weights. Derived from the GPU model and the models, never from the memory free at load
-    time, so it is the same for every runtime on that GPU model (see Determinism above)."""
-    total = torch.cuda.get_device_properties(models.device).total_memory
+    time, so it is the same for every runtime on that GPU model (see Determinism above).
+    ``total_memory``: another card's size, for checking the rule on this one."""
+    total = total_memory or torch.cuda.get_device_properties(models.device).total_memory
     return max(0, int(total * CUDA_USABLE_FRACTION) - models.weight_bytes())
 
 
-def default_esm2_budget(models: LoadedModels) -> int:
+def default_esm2_budget(models: LoadedModels, total_memory: int | None = None) -> int:
     if models.device.type != "cuda":
         return DEFAULT_CPU_ESM2_BUDGET
     per_token = esm2_bytes_per_token(models.esm2_hidden, models.esm2_ffn, models.dtype.itemsize)
-    fits = int(activation_memory_bytes(models) * CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS) // per_token
+    fits = int(activation_memory_bytes(models, total_memory) * CUDA_MEMORY_FRACTION_FOR_ACTIVATIONS) // per_token
     return max(1024, min(MAX_CUDA_ESM2_BUDGET, fits))
 
 
@@ -442,12 +443,12 @@ def dnabert_bytes_per_token(hidden: int = DNABERT_WIDTH, intermediate: int = 307
     return (8 * hidden + 4 * intermediate + heads * width) * 4
 
 
-def default_dnabert_budget(models: LoadedModels, esm2_budget: int) -> int:
+def default_dnabert_budget(models: LoadedModels, esm2_budget: int, total_memory: int | None = None) -> int:
     """4x the ESM-2 budget (a DNABERT-S token is ~1/20 of the work), capped by the share of
     activation memory ESM-2's budget also gets: the two models' batches never overlap in time."""
     if models.device.type != "cuda":
         return DEFAULT_CPU_DNABERT_BUDGET
-    return dnabert_budget_for(activation_memory_bytes(models), esm2_budget)
+    return dnabert_budget_for(activation_memory_bytes(models, total_memory), esm2_budget)
 
 
 def dnabert_budget_for(activation_bytes: int, esm2_budget: int) -> int:
