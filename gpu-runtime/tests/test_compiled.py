@@ -5,12 +5,13 @@ import pytest
 import torch
 import torch._dynamo
 
-from virnucpro_runtime import compiled, synthetic, tokenizers
+from fixtures_models import packed_proteins
+from virnucpro_runtime import compiled, synthetic
 
 
 def _packed(proteins):
-    tokens, cu = tokenizers.esm_encode_packed(proteins)
-    return torch.from_numpy(tokens), torch.from_numpy(cu), int(np.diff(cu).max())
+    batch = packed_proteins(proteins)
+    return batch.tokens, batch.cu_seqlens, batch.max_seqlen
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -26,10 +26,10 @@ class ReferenceOutput:
 
 @torch.inference_mode()
 def esm2_padded_means(models: LoadedModels, proteins: list[str], toks_per_batch: int = FAIR_ESM_TOKS_PER_BATCH) -> np.ndarray:
-    tokens = models.tokenize_proteins(proteins)
+    tokens = tokenizers.tokenize_proteins(proteins)
     out = np.empty((len(proteins), models.esm2_hidden), dtype=np.float32)
     for rows in packing.plan_padded(tokens.lengths, toks_per_batch):
-        batch = packing.assemble_padded(tokens, rows, tokenizers.ESM_PAD, pin=False)
+        batch = packing.assemble_padded(tokens, rows, tokenizers.ESM_PAD)
         hidden = models.esm2.forward_padded(batch.input_ids.to(models.device)).float()
         for i, row in enumerate(rows):
             residues = min(int(batch.lengths[i]) - 2, tokenizers.ESM_MAX_RESIDUES)
@@ -40,7 +40,9 @@ def esm2_padded_means(models: LoadedModels, proteins: list[str], toks_per_batch:
 @torch.inference_mode()
 def dnabert_one_at_a_time(models: LoadedModels, nucleotides: list[str]) -> np.ndarray:
     out = np.empty((len(nucleotides), 768), dtype=np.float32)
-    for row, ids in enumerate(models.dna_tokenizer.encode(nucleotides)):
+    tokens = models.dna_tokenizer.tokenize(nucleotides)
+    for row in range(len(tokens)):
+        ids = tokens[row]
         input_ids = torch.as_tensor(ids, device=models.device)[None]
         hidden = models.dnabert(input_ids, torch.tensor([len(ids)], device=models.device)).float()
         out[row] = hidden[0].mean(dim=0).cpu().numpy()  # all tokens, [CLS] and [SEP] included
