@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from virnucpro_runtime import bench, models_api, packing, parity, proxy_classifier, shards, synthetic, tokenizers  # noqa: E402
+from virnucpro_runtime import models_api, packing, shards, synthetic, tokenizers  # noqa: E402
+from virnucpro_runtime.measure import bench, parity, proxy_classifier  # noqa: E402
 from virnucpro_runtime.models.classifier import MLPClassifier  # noqa: E402
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from virnucpro_runtime import bench, compiled, packing, shards, synthetic, tokenizers  # noqa: E402
+from virnucpro_runtime import compiled, packing, shards, synthetic, tokenizers  # noqa: E402
+from virnucpro_runtime.measure import bench  # noqa: E402
 from virnucpro_runtime.models.esm2 import mean_residues_packed  # noqa: E402
 
 

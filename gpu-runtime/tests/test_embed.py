@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from fixtures_models import dna_of_lengths, packed_proteins, proteins_of_lengths, relative_error
-from virnucpro_runtime import embed, synthetic
+from virnucpro_runtime import synthetic
+from virnucpro_runtime.measure import embed
 from virnucpro_runtime.models.esm2 import mean_residues_packed
 from virnucpro_runtime.tokenizers import DnaTokenizer
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro_runtime import engine, models_api, reference, shards
+from virnucpro_runtime import engine, models_api, shards
+from virnucpro_runtime.measure import reference
 
 BENCH_FRAMES = "bench/data/frames_500bp.arrow"
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import proxy_classifier, synthetic
-from .models.classifier import MLPClassifier
+from .. import synthetic
+from ..models.classifier import MLPClassifier
+from . import proxy_classifier
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

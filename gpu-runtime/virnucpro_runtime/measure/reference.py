@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import packing, tokenizers
+from .. import packing, tokenizers
+from ..models_api import LoadedModels
 from .parity import cosines
-from .models_api import LoadedModels
 
 FAIR_ESM_TOKS_PER_BATCH = 2048
 

@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import engine as engine_mod
-from . import packing, parity, reference, shards, synthetic, tokenizers, tuning
-from .models_api import LoadedModels
-from .telemetry import DeviceMonitor, UtilizationSampler
+from .. import engine as engine_mod
+from .. import packing, shards, synthetic, tokenizers, tuning
+from ..models_api import LoadedModels
+from ..telemetry import DeviceMonitor, UtilizationSampler
+from . import parity, reference
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -385,7 +386,7 @@ def main(args: argparse.Namespace) -> int:
 
     report["compiled"] = {"esm2": False, "dnabert": False}
     if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
-        from .compiled import enable_compiled_dnabert, enable_compiled_esm2
+        from ..compiled import enable_compiled_dnabert, enable_compiled_esm2
 
         try:
             began = time.perf_counter()

@@ -33,10 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from . import formats, packing, synthetic, weights
-from .models.dnabert_s import DNABERTS
-from .models.esm2 import ESM2, mean_residues_packed
-from .tokenizers import DnaTokenizer, tokenize_proteins
+from .. import formats, packing, synthetic, weights
+from ..models.dnabert_s import DNABERTS
+from ..models.esm2 import ESM2, mean_residues_packed
+from ..tokenizers import DnaTokenizer, tokenize_proteins
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
