@@ -39,6 +39,23 @@ def cosine_figures(prefix: str, fast: np.ndarray, ref: np.ndarray) -> dict:
     return {f"{prefix}_cosine_min": float(c.min()), f"{prefix}_cosine_median": float(np.median(c))}
 
 
+def report_against_reference(fast_dnabert: np.ndarray, fast_esm2: np.ndarray, fast_scores: np.ndarray, ref) -> dict:
+    """Cosines of every embedding, virus-score differences and label agreement against
+    ``ref`` (a reference.ReferenceOutput), whose own scores stand for the labels."""
+    diff = np.abs(fast_scores[:, 1].astype(np.float64) - ref.scores[:, 1])
+    same_label = (fast_scores.argmax(1) == ref.scores.argmax(1)).mean()
+    virus = ref.scores[:, 1]
+    return {
+        "frames": int(len(diff)),
+        **cosine_figures("esm2", fast_esm2, ref.esm2),
+        **cosine_figures("dnabert", fast_dnabert, ref.dnabert),
+        "virus_score_diff_max": float(diff.max()),
+        "virus_score_diff_p99": float(np.quantile(diff, 0.99)),
+        "label_agreement": float(same_label),
+        "reference_virus_score_quartiles": [float(q) for q in np.quantile(virus, [0.25, 0.5, 0.75])],
+    }
+
+
 def features(dnabert: np.ndarray, esm2: np.ndarray, device: torch.device) -> torch.Tensor:
     """The classifier's input: DNABERT-S first, then ESM-2, as the original concatenates."""
     return torch.from_numpy(np.concatenate([dnabert, esm2], axis=1)).to(device)

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import packing, tokenizers
+from .. import engine, packing, tokenizers
 from ..models_api import LoadedModels
-from .parity import cosines
 
 FAIR_ESM_TOKS_PER_BATCH = 2048
 
@@ -51,30 +50,12 @@ def dnabert_one_at_a_time(models: LoadedModels, nucleotides: list[str]) -> np.nd
 
 @torch.inference_mode()
 def classify(models: LoadedModels, dnabert: np.ndarray, esm2: np.ndarray) -> np.ndarray:
-    features = torch.from_numpy(np.concatenate([dnabert, esm2], axis=1)).to(models.device)
-    return torch.softmax(models.classifier(features).float(), dim=1).cpu().numpy()
+    """The classifier's softmax scores [N, 2] on these embeddings, as the engine scores."""
+    dnabert_t, esm2_t = (torch.from_numpy(a).to(models.device) for a in (dnabert, esm2))
+    return engine.classify(models.classifier, dnabert_t, esm2_t).cpu().numpy()
 
 
 def run_reference(models: LoadedModels, nucleotides: list[str], proteins: list[str]) -> ReferenceOutput:
     dnabert = dnabert_one_at_a_time(models, nucleotides)
     esm2 = esm2_padded_means(models, proteins)
     return ReferenceOutput(dnabert=dnabert, esm2=esm2, scores=classify(models, dnabert, esm2))
-
-
-def parity(fast_dnabert: np.ndarray, fast_esm2: np.ndarray, fast_scores: np.ndarray, ref: ReferenceOutput) -> dict:
-    """Cosines of every embedding, virus-score differences and label agreement."""
-    esm_cos, dna_cos = cosines(fast_esm2, ref.esm2), cosines(fast_dnabert, ref.dnabert)
-    diff = np.abs(fast_scores[:, 1].astype(np.float64) - ref.scores[:, 1])
-    same_label = (fast_scores.argmax(1) == ref.scores.argmax(1)).mean()
-    virus = ref.scores[:, 1]
-    return {
-        "frames": int(len(diff)),
-        "esm2_cosine_min": float(esm_cos.min()),
-        "esm2_cosine_median": float(np.median(esm_cos)),
-        "dnabert_cosine_min": float(dna_cos.min()),
-        "dnabert_cosine_median": float(np.median(dna_cos)),
-        "virus_score_diff_max": float(diff.max()),
-        "virus_score_diff_p99": float(np.quantile(diff, 0.99)),
-        "label_agreement": float(same_label),
-        "reference_virus_score_quartiles": [float(q) for q in np.quantile(virus, [0.25, 0.5, 0.75])],
-    }
