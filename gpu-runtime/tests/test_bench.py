@@ -2,7 +2,6 @@
 carries the agreed fields, and --tune stores a budget that serve's loader then reads."""
 import argparse
 import json
-from pathlib import Path
 
 import torch
 
