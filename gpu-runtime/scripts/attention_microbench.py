@@ -18,7 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.varlen import varlen_attn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from virnucpro_runtime import bench  # noqa: E402
+from virnucpro_runtime.measure import bench  # noqa: E402
 
 
 def timed(fn) -> float:

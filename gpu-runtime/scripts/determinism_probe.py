@@ -54,18 +54,16 @@ def child(args: argparse.Namespace) -> int:
         compiled.inductor_options = lambda: {"coordinate_descent_tuning": True}
     forward = compiled.CompiledESM2Packed(model)
     frames = shards.read_frames(REPO / "bench/data/frames_500bp.arrow")
-    flat, cu = tokenizers.esm_encode_packed(frames.proteins[: args.frames])
-    tokens = packing.TokenizedSet(flat=flat, offsets=cu.astype(np.int64))
+    tokens = tokenizers.tokenize_proteins(frames.proteins[: args.frames])
     outputs = []
     started = time.perf_counter()
     with torch.inference_mode():
         # The engine's warm-up (engine.Engine.warm_up): the first compilation sees these sizes.
         proteins = ["M" + "ACDEFGHIKLMNPQRSTVWY"[: k % 20] * (k // 20) for k in (37, 101, 166)]
-        warm_flat, warm_cu = tokenizers.esm_encode_packed(proteins)
-        warm = packing.assemble_packed(packing.TokenizedSet(flat=warm_flat, offsets=warm_cu.astype(np.int64)), np.arange(3), pin=False)
+        warm = packing.assemble_packed(tokenizers.tokenize_proteins(proteins), np.arange(3))
         forward(warm.tokens.to(device), warm.cu_seqlens.to(device), warm.max_seqlen)
         for rows in packing.plan_packed(tokens.lengths, 65536):
-            batch = packing.assemble_packed(tokens, np.sort(rows), pin=False)
+            batch = packing.assemble_packed(tokens, np.sort(rows))
             cu_d = batch.cu_seqlens.to(device)
             hidden = forward(batch.tokens.to(device), cu_d, batch.max_seqlen)
             outputs.append((rows, mean_residues_packed(hidden, cu_d, max_seqlen=batch.max_seqlen).cpu()))

@@ -34,7 +34,8 @@ import torch
 from virnucpro_runtime.models import esm2 as esm2_module
 from virnucpro_runtime.models.esm2 import ESM2, ESM2_3B, ESM2Config, mean_residues_packed
 from virnucpro_runtime.synthetic import esm2_fair_esm_state, randomize_
-from virnucpro_runtime.tokenizers import ESM_PAD, esm_encode_packed, pad_packed
+from virnucpro_runtime.packing import assemble_packed, assemble_padded
+from virnucpro_runtime.tokenizers import ESM_PAD, tokenize_proteins
 
 SIZES = {"3b": ESM2_3B, "small": ESM2Config(num_layers=2, embed_dim=64, num_heads=4)}
 
@@ -99,15 +100,16 @@ def main() -> int:
     ref_means, fp32_means, bf16_means = [], [], []
     for start in range(0, len(proteins), args.batch):
         batch = proteins[start : start + args.batch]
-        tokens, cu = esm_encode_packed(batch)
-        padded = torch.from_numpy(pad_packed(tokens, cu, ESM_PAD)).to(device)
+        tokens = tokenize_proteins(batch)
+        every = np.arange(len(batch))
+        padded = assemble_padded(tokens, every, ESM_PAD).input_ids.to(device)
         ref_hidden = fair(padded, repr_layers=[layers])["representations"][layers]
         ref_mean = torch.stack([ref_hidden[i, 1 : len(p) + 1].mean(0) for i, p in enumerate(batch)])
         ours_padded = ours.forward_padded(padded)
-        cu_t = torch.from_numpy(cu).to(device)
-        tok_t = torch.from_numpy(tokens).to(device)
-        max_len = int(np.diff(cu).max())
-        packed = ours.forward_packed(tok_t, cu_t, max_len)
+        packed_batch = assemble_packed(tokens, every)
+        cu = packed_batch.cu_seqlens
+        cu_t = cu.to(device)
+        packed = ours.forward_packed(packed_batch.tokens.to(device), cu_t, packed_batch.max_seqlen)
         for i in range(len(batch)):
             n = int(cu[i + 1] - cu[i])
             worst["padded_hidden"] = max(worst["padded_hidden"], rel_err(ours_padded[i, :n], ref_hidden[i, :n]))
@@ -123,9 +125,10 @@ def main() -> int:
     ours = ours.to(torch.bfloat16)
     bf16_started = time.perf_counter()
     for start in range(0, len(proteins), args.batch):
-        tokens, cu = esm_encode_packed(proteins[start : start + args.batch])
-        cu_t = torch.from_numpy(cu).to(device)
-        hidden = ours.forward_packed(torch.from_numpy(tokens).to(device), cu_t, int(np.diff(cu).max()))
+        tokens = tokenize_proteins(proteins[start : start + args.batch])
+        packed_batch = assemble_packed(tokens, np.arange(len(tokens)))
+        cu_t = packed_batch.cu_seqlens.to(device)
+        hidden = ours.forward_packed(packed_batch.tokens.to(device), cu_t, packed_batch.max_seqlen)
         bf16_means.append(mean_residues_packed(hidden, cu_t))
     if device.type == "cuda":
         torch.cuda.synchronize(device)

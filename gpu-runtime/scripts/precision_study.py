@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from virnucpro_runtime import bench, models_api, packing, parity, proxy_classifier, shards, synthetic  # noqa: E402
+from virnucpro_runtime import models_api, packing, shards, synthetic, tokenizers  # noqa: E402
+from virnucpro_runtime.measure import bench, parity, proxy_classifier  # noqa: E402
 from virnucpro_runtime.models.classifier import MLPClassifier  # noqa: E402
 
 
@@ -37,12 +38,12 @@ def precision(kind: str, device: torch.device):
 
 
 @torch.inference_mode()
-def esm2_embeddings(model, tokens: packing.TokenizedSet, budget: int, device: torch.device) -> np.ndarray:
+def esm2_embeddings(model, tokens: tokenizers.TokenizedSet, budget: int, device: torch.device) -> np.ndarray:
     from virnucpro_runtime.models.esm2 import mean_residues_packed
 
     out = torch.empty(len(tokens), model.cfg.embed_dim, dtype=torch.float32, device=device)
     for rows in packing.plan_packed(tokens.lengths, budget):
-        b = packing.assemble_packed(tokens, rows, pin=False)
+        b = packing.assemble_packed(tokens, rows)
         cu = b.cu_seqlens.to(device)
         hidden = model.forward_packed(b.tokens.to(device), cu, b.max_seqlen)
         out.index_copy_(0, b.rows.to(device), mean_residues_packed(hidden, cu, max_seqlen=b.max_seqlen).float())
@@ -50,10 +51,10 @@ def esm2_embeddings(model, tokens: packing.TokenizedSet, budget: int, device: to
 
 
 @torch.inference_mode()
-def dnabert_embeddings(model, tokens: packing.TokenizedSet, pad_id: int, budget: int, device: torch.device) -> np.ndarray:
+def dnabert_embeddings(model, tokens: tokenizers.TokenizedSet, pad_id: int, budget: int, device: torch.device) -> np.ndarray:
     out = torch.empty(len(tokens), model.cfg.hidden_size, dtype=torch.float32, device=device)
     for rows in packing.plan_padded(tokens.lengths, budget):
-        b = packing.assemble_padded(tokens, rows, pad_id, pin=False)
+        b = packing.assemble_padded(tokens, rows, pad_id)
         out.index_copy_(0, b.rows.to(device), model.embed(b.input_ids.to(device), b.lengths.to(device)).float())
     return out.cpu().numpy()
 
@@ -77,8 +78,8 @@ def main() -> int:
     ids, proteins, nucleotides = shard.frame_ids[:args.frames], shard.proteins[:args.frames], shard.nucleotides[:args.frames]
     ref_models = bench.build_models(args.size, device)
     bf16_models = bench.with_dtype(ref_models, torch.bfloat16)
-    esm_tokens = ref_models.tokenize_proteins(proteins)
-    dna_tokens = ref_models.tokenize_nucleotides(nucleotides)
+    esm_tokens = tokenizers.tokenize_proteins(proteins)
+    dna_tokens = ref_models.dna_tokenizer.tokenize(nucleotides)
     pad = ref_models.dnabert_pad_id
 
     esm, dna, seconds = {}, {}, {}

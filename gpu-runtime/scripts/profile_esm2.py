@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from virnucpro_runtime import bench, compiled, packing, shards, synthetic  # noqa: E402
+from virnucpro_runtime import compiled, packing, shards, synthetic, tokenizers  # noqa: E402
+from virnucpro_runtime.measure import bench  # noqa: E402
 from virnucpro_runtime.models.esm2 import mean_residues_packed  # noqa: E402
 
 
@@ -70,10 +71,10 @@ def main() -> int:
         esm2 = synthetic.ESM2(synthetic.KINDS[args.size]["esm2"])
     esm2 = synthetic.randomize_(esm2, seed=1).to(torch.bfloat16 if cuda else torch.float32).eval()
     shard = shards.read_frames(bench.REPO / "bench/data/frames_500bp.arrow")
-    tokens = bench.models_tokenize_proteins(shard.proteins[:args.frames])
+    tokens = tokenizers.tokenize_proteins(shard.proteins[:args.frames])
     batches = []
     for rows in packing.plan_packed(tokens.lengths, args.budget):
-        b = packing.assemble_packed(tokens, rows, pin=False)
+        b = packing.assemble_packed(tokens, rows)
         batches.append((b.tokens.to(device), b.cu_seqlens.to(device), b.max_seqlen))
     if len(batches) > 1 and batches[-1][0].numel() < args.budget // 2:
         batches.pop()  # a small last batch would weigh the rates towards launch overhead

@@ -2,11 +2,11 @@
 carries the agreed fields, and --tune stores a budget that serve's loader then reads."""
 import argparse
 import json
-from pathlib import Path
 
 import torch
 
-from virnucpro_runtime import bench, tuning
+from virnucpro_runtime import tuning
+from virnucpro_runtime.measure import bench
 
 REQUIRED = ("gpu", "torch", "commit", "date", "read_length", "esm2_tokens_per_s", "dnabert_tokens_per_s",
             "end_to_end_frames_per_s", "gpu_busy_fraction", "peak_memory_gib", "parity")

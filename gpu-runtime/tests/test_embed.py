@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from fixtures_models import dna_of_lengths, proteins_of_lengths, relative_error
-from virnucpro_runtime import embed, synthetic
+from fixtures_models import dna_of_lengths, packed_proteins, proteins_of_lengths, relative_error
+from virnucpro_runtime import synthetic
+from virnucpro_runtime.measure import embed
 from virnucpro_runtime.models.esm2 import mean_residues_packed
-from virnucpro_runtime.tokenizers import DnaTokenizer, esm_encode_packed
+from virnucpro_runtime.tokenizers import DnaTokenizer
 
 
 # Rows batched differently run differently shaped matmuls; at the real 2560 width a loaded
@@ -69,11 +70,10 @@ def test_both_models_from_a_frame_shard(tmp_path, frames):
     tokenizer = DnaTokenizer(synthetic.build_dna_tokenizer(dnabert.cfg.vocab_size))
     with torch.no_grad():
         for row in range(len(ids)):  # one sequence at a time, the original's way
-            tokens, cu = esm_encode_packed([proteins[row]])
-            cu_t = torch.from_numpy(cu)
-            single = mean_residues_packed(esm2.forward_packed(torch.from_numpy(tokens), cu_t, len(tokens)), cu_t)[0]
+            one = packed_proteins([proteins[row]])
+            single = mean_residues_packed(esm2.forward_packed(one.tokens, one.cu_seqlens, one.max_seqlen), one.cu_seqlens)[0]
             assert relative_error(torch.from_numpy(esm[row]), single) < BATCHING_TOL
-            (seq_ids,) = tokenizer.encode([nucleotides[row]])
+            seq_ids = tokenizer.tokenize([nucleotides[row]])[0]
             hidden = dnabert(torch.from_numpy(seq_ids)[None], torch.tensor([len(seq_ids)]))[0]
             assert relative_error(torch.from_numpy(dna[row]), hidden.mean(dim=0)) < BATCHING_TOL
 

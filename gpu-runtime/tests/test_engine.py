@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro_runtime import engine, models_api, reference, shards
+from virnucpro_runtime import engine, models_api, shards
+from virnucpro_runtime.measure import parity, reference
 
 BENCH_FRAMES = "bench/data/frames_500bp.arrow"
 
@@ -47,7 +48,7 @@ def test_fast_path_matches_the_originals_way_row_by_row(models, small_shard):
     out = fast.run(prepared, embeddings=True)
     shard = shards.read_frames(small_shard)
     ref = reference.run_reference(models, shard.nucleotides, shard.proteins)
-    figures = reference.parity(out.dnabert, out.esm2, out.scores, ref)
+    figures = parity.report_against_reference(out.dnabert, out.esm2, out.scores, ref)
     assert figures["esm2_cosine_min"] > 0.99999 and figures["dnabert_cosine_min"] > 0.99999
     assert figures["virus_score_diff_max"] < 1e-4 and figures["label_agreement"] == 1.0
     low, _, high = figures["reference_virus_score_quartiles"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures_models import dna_of_lengths, relative_error
+from fixtures_models import dna_of_lengths, padded, relative_error
 from virnucpro_runtime import weights
 from virnucpro_runtime.models.dnabert_s import DNABERTS, DNABERTSConfig, alibi_slopes
 from virnucpro_runtime.synthetic import build_dna_tokenizer, dnabert_hf_state, randomize_, write_dnabert_hf
@@ -68,12 +68,13 @@ def test_batched_matches_one_at_a_time_reference(checkpoint):
     directory, state = checkpoint
     model, tokenizer = weights.load_dnabert_s(directory)
     sequences = dna_of_lengths([1, 12, 150, 301, 501, 97])
-    ids, lengths = tokenizer.encode_padded(sequences)
+    batch = padded(tokenizer.tokenize(sequences), tokenizer.pad_id)
+    ids, lengths = batch.input_ids, batch.lengths
     with torch.no_grad():
-        hidden = model(torch.from_numpy(ids), torch.from_numpy(lengths))
-        means = model.embed(torch.from_numpy(ids), torch.from_numpy(lengths))
+        hidden = model(ids, lengths)
+        means = model.embed(ids, lengths)
         for row, n in enumerate(lengths):
-            reference = reference_hidden(state, torch.from_numpy(ids[row, :n]), CFG)
+            reference = reference_hidden(state, ids[row, :n], CFG)
             assert relative_error(hidden[row, :n], reference) < TOL
             assert relative_error(means[row], reference.mean(dim=0)) < TOL  # all tokens, [CLS]/[SEP] too
 
@@ -81,17 +82,19 @@ def test_batched_matches_one_at_a_time_reference(checkpoint):
 def test_batched_mean_equals_single_sequence_mean(checkpoint):
     model, tokenizer = weights.load_dnabert_s(checkpoint[0])
     sequences = dna_of_lengths([40, 300, 7, 500])
-    ids, lengths = tokenizer.encode_padded(sequences)
+    tokens = tokenizer.tokenize(sequences)
+    batch = padded(tokens, tokenizer.pad_id)
     with torch.no_grad():
-        batched = model.embed(torch.from_numpy(ids), torch.from_numpy(lengths))
-        for row, seq_ids in enumerate(tokenizer.encode(sequences)):
+        batched = model.embed(batch.input_ids, batch.lengths)
+        for row in range(len(tokens)):
+            seq_ids = tokens[row]
             single = model.embed(torch.from_numpy(seq_ids)[None], torch.tensor([len(seq_ids)]))
             assert relative_error(batched[row], single[0]) < TOL
 
 
 def test_tokenizer_adds_cls_and_sep_without_truncation(checkpoint):
     tokenizer = DnaTokenizer.from_file(checkpoint[0] / "tokenizer.json")
-    (ids,) = tokenizer.encode(["ACGT" * 1000])
+    ids = tokenizer.tokenize(["ACGT" * 1000])[0]
     assert ids[0] == 1 and ids[-1] == 2  # [CLS]=1, [SEP]=2 as in DNABERT-2's vocabulary
     assert len(ids) > 512  # no truncation at BERT's usual 512
 
@@ -112,10 +115,10 @@ def test_bert_prefixed_keys_load(tmp_path, checkpoint):
 def test_bfloat16_stays_close(checkpoint):
     model32, tokenizer = weights.load_dnabert_s(checkpoint[0])
     model16, _ = weights.load_dnabert_s(checkpoint[0], dtype=torch.bfloat16)
-    ids, lengths = tokenizer.encode_padded(dna_of_lengths([120, 300, 500]))
+    batch = padded(tokenizer.tokenize(dna_of_lengths([120, 300, 500])), tokenizer.pad_id)
     with torch.no_grad():
-        a = model32.embed(torch.from_numpy(ids), torch.from_numpy(lengths))
-        b = model16.embed(torch.from_numpy(ids), torch.from_numpy(lengths))
+        a = model32.embed(batch.input_ids, batch.lengths)
+        b = model16.embed(batch.input_ids, batch.lengths)
     cosine = torch.nn.functional.cosine_similarity(a, b, dim=1)
     assert b.dtype == torch.float32 and float(cosine.min()) > 0.99
     assert np.isfinite(b.numpy()).all()

@@ -10,11 +10,11 @@ import pytest
 import torch
 from esm.model.esm2 import ESM2 as FairEsm2
 
-from fixtures_models import PROTEIN_LENGTHS, proteins_of_lengths, relative_error
+from fixtures_models import PROTEIN_LENGTHS, packed_proteins, padded, proteins_of_lengths, relative_error
 from virnucpro_runtime import weights
 from virnucpro_runtime.models.esm2 import ESM2, ESM2Config, mean_residues_packed
 from virnucpro_runtime.synthetic import randomize_, write_esm2_fair_esm
-from virnucpro_runtime.tokenizers import ESM_CLS, ESM_EOS, ESM_PAD, ESM_UNK, esm_encode_packed, pad_packed
+from virnucpro_runtime.tokenizers import ESM_CLS, ESM_EOS, ESM_PAD, ESM_UNK, tokenize_proteins
 
 TOL = 1e-5
 LAYERS, DIM, HEADS = 2, 64, 4
@@ -42,11 +42,10 @@ def fair_esm_reference(model: FairEsm2, proteins: list[str], truncation: int | N
 
 
 def our_packed(model: ESM2, proteins: list[str], max_residues: int | None):
-    tokens, cu = esm_encode_packed(proteins, max_residues=max_residues)
-    cu_t = torch.from_numpy(cu)
+    batch = packed_proteins(proteins, max_residues)
     with torch.no_grad():
-        hidden = model.forward_packed(torch.from_numpy(tokens), cu_t, int(np.diff(cu).max()))
-    return tokens, cu, hidden, mean_residues_packed(hidden, cu_t)
+        hidden = model.forward_packed(batch.tokens, batch.cu_seqlens, batch.max_seqlen)
+    return batch.cu_seqlens, hidden, mean_residues_packed(hidden, batch.cu_seqlens)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +63,8 @@ def test_packed_matches_fair_esm(fair_model_and_ours, truncation):
     fair, ours = fair_model_and_ours
     proteins = proteins_of_lengths(PROTEIN_LENGTHS)
     ref_tokens, ref_hidden, ref_means = fair_esm_reference(fair, proteins, truncation)
-    tokens, cu, hidden, means = our_packed(ours, proteins, truncation)
-    np.testing.assert_array_equal(pad_packed(tokens, cu, ESM_PAD), ref_tokens.numpy())
+    cu, hidden, means = our_packed(ours, proteins, truncation)
+    np.testing.assert_array_equal(padded(tokenize_proteins(proteins, truncation), ESM_PAD).input_ids.numpy(), ref_tokens.numpy())
     for i in range(len(proteins)):
         n = cu[i + 1] - cu[i]
         assert relative_error(hidden[cu[i] : cu[i + 1]], ref_hidden[i, :n]) < TOL
@@ -106,7 +105,7 @@ def test_synthetic_fair_esm_file_loads_in_fair_esm(tmp_path):
     proteins = proteins_of_lengths([5, 120, 166], seed=4)
     _, ref_hidden, ref_means = fair_esm_reference(fair, proteins, 1022)
     loaded = weights.load_esm2(path)
-    tokens, cu, hidden, means = our_packed(loaded, proteins, 1022)
+    cu, hidden, means = our_packed(loaded, proteins, 1022)
     assert relative_error(means, ref_means) < TOL
     for i in range(len(proteins)):
         assert relative_error(hidden[cu[i] : cu[i + 1]], ref_hidden[i, : cu[i + 1] - cu[i]]) < TOL
@@ -129,12 +128,11 @@ def test_hf_directory_matches_transformers(tmp_path, head):
     base = hf if head == "EsmModel" else hf.esm
 
     proteins = proteins_of_lengths([3, 60, 166, 240], seed=6)
-    tokens, cu = esm_encode_packed(proteins)
-    padded = torch.from_numpy(pad_packed(tokens, cu, ESM_PAD))
+    ids = padded(tokenize_proteins(proteins), ESM_PAD).input_ids
     with torch.no_grad():
-        ref = base(input_ids=padded, attention_mask=(padded != ESM_PAD).long()).last_hidden_state
+        ref = base(input_ids=ids, attention_mask=(ids != ESM_PAD).long()).last_hidden_state
     ours = weights.load_esm2(tmp_path)
-    _, cu, hidden, _ = our_packed(ours, proteins, 1022)
+    cu, hidden, _ = our_packed(ours, proteins, 1022)
     for i in range(len(proteins)):
         assert relative_error(hidden[cu[i] : cu[i + 1]], ref[i, : cu[i + 1] - cu[i]]) < TOL
 
@@ -149,19 +147,17 @@ def test_mean_residues_packed_excludes_specials_and_truncates():
 def test_tokenizer_matches_fair_esm_alphabet():
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
     proteins = ["ACDEFGHIKLMNPQRSTVWY", "XBUZO.-", "M"]
-    tokens, cu = esm_encode_packed(proteins)
     _, _, ref = alphabet.get_batch_converter()([(str(i), p) for i, p in enumerate(proteins)])
-    np.testing.assert_array_equal(pad_packed(tokens, cu, ESM_PAD), ref.numpy())
+    np.testing.assert_array_equal(padded(tokenize_proteins(proteins), ESM_PAD).input_ids.numpy(), ref.numpy())
     # fair-esm raises KeyError on characters outside its alphabet; we encode them as <unk>.
-    tokens, _ = esm_encode_packed(["mK*"])
-    assert tokens.tolist() == [ESM_CLS, ESM_UNK, alphabet.get_idx("K"), ESM_UNK, ESM_EOS]
+    assert tokenize_proteins(["mK*"]).flat.tolist() == [ESM_CLS, ESM_UNK, alphabet.get_idx("K"), ESM_UNK, ESM_EOS]
 
 
 def test_bfloat16_packed_stays_close_to_fp32(tmp_path):
     model = randomize_(ESM2(ESM2Config(num_layers=LAYERS, embed_dim=DIM, num_heads=HEADS)), seed=8).eval()
     path = write_esm2_fair_esm(model, tmp_path / "esm2_bf16.pt")
     proteins = proteins_of_lengths([10, 100, 166], seed=9)
-    _, _, _, fp32 = our_packed(weights.load_esm2(path), proteins, 1022)
-    _, _, _, bf16 = our_packed(weights.load_esm2(path, dtype=torch.bfloat16), proteins, 1022)
+    _, _, fp32 = our_packed(weights.load_esm2(path), proteins, 1022)
+    _, _, bf16 = our_packed(weights.load_esm2(path, dtype=torch.bfloat16), proteins, 1022)
     assert bf16.dtype == torch.float32  # pooled in float32 whatever the model dtype
     assert float(torch.nn.functional.cosine_similarity(fp32, bf16, dim=1).min()) > 0.99

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from virnucpro_runtime import packing
+from virnucpro_runtime.tokenizers import TokenizedSet
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def test_a_sequence_longer_than_the_budget_gets_its_own_batch():
 
 def test_assembled_batches_carry_exactly_the_planned_tokens():
     sequences = [np.arange(n) + 100 * i for i, n in enumerate([3, 7, 1, 4])]
-    tokens = packing.TokenizedSet.from_lists(sequences)
+    tokens = TokenizedSet.from_lists(sequences)
     rows = np.array([1, 3, 0])
     packed = packing.assemble_packed(tokens, rows, pin=False)
     assert packed.cu_seqlens.tolist() == [0, 7, 11, 14] and packed.max_seqlen == 7

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro_runtime import models_api, parity, proxy_classifier, shards
+from virnucpro_runtime import models_api, shards
+from virnucpro_runtime.measure import parity, proxy_classifier
 
 IDS = ["read0000000_chunk_1F2", "read0000001_chunk_1R1", "read0000002_chunk_1F1", "read0000003_chunk_2R3",
        "read0000004_chunk_1F3", "read0000006_chunk_1R2", "read0000007_chunk_1F1"]

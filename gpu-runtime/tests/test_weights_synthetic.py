@@ -9,7 +9,8 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from virnucpro_runtime import embed, synthetic, weights
+from virnucpro_runtime import synthetic, weights
+from virnucpro_runtime.measure import embed
 from virnucpro_runtime.models.classifier import load_classifier, softmax_scores
 
 

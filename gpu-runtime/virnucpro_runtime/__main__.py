@@ -30,25 +30,25 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _configure_bench(parser: argparse.ArgumentParser) -> None:
-    from . import bench
+    from .measure import bench
 
     bench.configure(parser)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .measure import bench
 
     return bench.main(args)
 
 
 def _configure_embed(parser: argparse.ArgumentParser) -> None:
-    from . import embed
+    from .measure import embed
 
     embed.configure(parser)
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from . import embed
+    from .measure import embed
 
     return embed.main(args)
 

@@ -7,9 +7,10 @@ matmul epilogues and a few pointwise kernels; the matmuls stay cuBLAS and attent
 ``varlen_attn``. One compiled function serves all 36 layers (the layer's parameters are
 inputs, not constants) and every packed size (``dynamic=True``: no recompile per batch).
 
-The layer math is ``ESM2Layer.forward`` split at its attention call, with the FFN's
-residual add moved into the next layer's first graph (tests/test_compiled.py holds the
-two equal), so the compiled path computes what ``ESM2.forward_packed`` does.
+The layer math is ``ESM2Layer``'s own halves (``attention_inputs``, ``attention_residual``,
+``ffn``) around an attention call kept outside the graphs; the only change from
+``ESM2Layer.forward`` is where the FFN's residual add runs: in the next layer's first
+graph (tests/test_compiled.py holds the two paths bit-identical on the eager backend).
 
 CUDA graphs are not used: a profile of the compiled path on the H200 found the GPU idle
 0.2% of a 64k-token batch's span (bench/results/studies/), all a graph could recover.
@@ -28,9 +29,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from .models.esm2 import ESM2, _apply_rotary, _padded_attention_over_packed, packed_positions, rotary_tables
+from .models.esm2 import ESM2, packed_positions, padded_attention_over_packed, rotary_tables
 
 try:
     from torch.nn.attention.varlen import varlen_attn
@@ -39,23 +39,22 @@ except ImportError:  # pragma: no cover - torch < 2.10
 
 
 def _pre_attention(layer, x, delta, cos, sin):
-    """The previous layer's FFN residual add (``delta``), then ESM2Layer.forward up to the
-    attention call: LN, fused QKV, rotary on q and k. Returns the new residual too.
+    """The previous layer's FFN residual add (``delta``), then the layer up to the attention
+    call. Returns the new residual too; v made dense for the varlen kernel.
 
     The residual add sits here rather than at the end of ``_post_attention`` so that it
     fuses with this LayerNorm into one pass over [T, 2560] (on the H200: 98.0k vs 97.2k
     tokens/s, bench/results/studies/)."""
     x = x + delta
-    n = x.shape[0]
-    q, k, v = layer.qkv(layer.attn_norm(x)).view(n, 3, layer.num_heads, layer.head_dim).unbind(1)
-    return x, _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin), v.contiguous()
+    q, k, v = layer.attention_inputs(x, cos, sin)
+    return x, q, k, v.contiguous()
 
 
 def _post_attention(layer, x, attended):
-    """ESM2Layer.forward after the attention call, up to the FFN's residual add: returns
-    the residual after attention and the FFN's output, which the next layer adds."""
-    x = x + layer.out_proj(attended.reshape(x.shape[0], -1))
-    return x, layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(x))))
+    """The layer after the attention call, up to the FFN's residual add: returns the
+    residual after attention and the FFN's output, which the next layer adds."""
+    x = layer.attention_residual(x, attended)
+    return x, layer.ffn(x)
 
 
 def varlen_attention(cu_seqlens: torch.Tensor, max_seqlen: int, seq_index, positions):
@@ -65,7 +64,7 @@ def varlen_attention(cu_seqlens: torch.Tensor, max_seqlen: int, seq_index, posit
 
 def padded_attention(cu_seqlens: torch.Tensor, max_seqlen: int, seq_index, positions):
     """The models' exact fallback (CPU, fp32): for tests of the compiled path off CUDA."""
-    return _padded_attention_over_packed(seq_index, positions, cu_seqlens.numel() - 1, max_seqlen)
+    return padded_attention_over_packed(seq_index, positions, cu_seqlens.numel() - 1, max_seqlen)
 
 
 def inductor_deterministic_available() -> bool:

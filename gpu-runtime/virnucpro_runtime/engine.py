@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import packing, shards
+from . import packing, shards, tokenizers
 from .models_api import LoadedModels
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ class EngineOOM(Exception):
 class PreparedShard:
     path: str
     frame_ids: list[str]
-    esm2_tokens: packing.TokenizedSet
-    dnabert_tokens: packing.TokenizedSet
+    esm2_tokens: tokenizers.TokenizedSet
+    dnabert_tokens: tokenizers.TokenizedSet
     esm2_plan: list[np.ndarray]
     dnabert_plan: list[np.ndarray]
     prepare_seconds: float
@@ -214,8 +214,8 @@ class Engine:
         load time rather than inside the first shard. Returns the seconds each model took."""
         proteins = ["M" + "ACDEFGHIKLMNPQRSTVWY"[: k % 20] * (k // 20) for k in (37, 101, 166)]
         nucleotides = ["ACGTTGCA" * k for k in (20, 40, 62)]
-        esm2 = packing.assemble_packed(self.models.tokenize_proteins(proteins), np.arange(3), pin=False)
-        dna = packing.assemble_padded(self.models.tokenize_nucleotides(nucleotides), np.arange(3), self.models.dnabert_pad_id, pin=False)
+        esm2 = packing.assemble_packed(tokenizers.tokenize_proteins(proteins), np.arange(3))
+        dna = packing.assemble_padded(self.models.dna_tokenizer.tokenize(nucleotides), np.arange(3), self.models.dnabert_pad_id)
         seconds = {}
         started = time.perf_counter()
         self.models.embed_proteins_packed(esm2.tokens.to(self.device), esm2.cu_seqlens.to(self.device), esm2.max_seqlen)
@@ -235,8 +235,8 @@ class Engine:
     def prepare(self, shard_path: str) -> PreparedShard:
         started = time.perf_counter()
         shard = shards.read_frames(shard_path)
-        esm2_tokens = self.models.tokenize_proteins(shard.proteins)
-        dnabert_tokens = self.models.tokenize_nucleotides(shard.nucleotides)
+        esm2_tokens = tokenizers.tokenize_proteins(shard.proteins)
+        dnabert_tokens = self.models.dna_tokenizer.tokenize(shard.nucleotides)
         esm2_rows, dnabert_rows = (_rows_to_compute(len(shard), shard.imported.get(model)) for model in ("esm2", "dnabert"))
         return PreparedShard(
             path=str(shard_path),

@@ -1,8 +1,8 @@
-"""The three models as the engine uses them: tokenise, embed a batch, classify.
+"""The three models as the engine uses them: embed a batch, classify.
 
-``LoadedModels`` wraps the model modules (``models/``) and tokenisers (``tokenizers.py``)
-behind the handful of calls the engine, the reference path and the benchmark make, so
-those never depend on a model file's internals. ``load_models`` builds it from checkpoint
+``LoadedModels`` wraps the model modules (``models/``) and DNABERT-S's tokeniser behind
+the handful of calls the engine, the reference path and the benchmark make, so those
+never depend on a model file's internals. ``load_models`` builds it from checkpoint
 paths (or synthetic checkpoints) for ``serve``'s ``load`` request.
 """
 from __future__ import annotations
@@ -11,11 +11,9 @@ import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 
 from . import tokenizers
-from .packing import TokenizedSet
 from .models.esm2 import mean_residues_packed
 
 
@@ -82,13 +80,6 @@ class LoadedModels:
         """Device memory the three models hold."""
         modules = (self.esm2, self.dnabert, self.classifier)
         return sum(t.numel() * t.element_size() for m in modules for t in [*m.parameters(), *m.buffers()])
-
-    def tokenize_proteins(self, proteins: list[str]) -> TokenizedSet:
-        flat, cu_seqlens = tokenizers.esm_encode_packed(proteins)
-        return TokenizedSet(flat=flat, offsets=cu_seqlens.astype(np.int64))
-
-    def tokenize_nucleotides(self, nucleotides: list[str]) -> TokenizedSet:
-        return TokenizedSet.from_lists(self.dna_tokenizer.encode(nucleotides))
 
     def embed_proteins_packed(self, tokens: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
         """Packed ESM-2 batch -> per-sequence residue means [B, 2560] float32."""

@@ -18,28 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
-@dataclass(frozen=True)
-class TokenizedSet:
-    """Token ids of N sequences stored flat: sequence i is ``flat[offsets[i]:offsets[i+1]]``."""
-
-    flat: np.ndarray  # int64
-    offsets: np.ndarray  # int64, N+1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @staticmethod
-    def from_lists(sequences: list[list[int]] | list[np.ndarray]) -> "TokenizedSet":
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if sequences else np.zeros(0, np.int64)
-        return TokenizedSet(flat=flat, offsets=offsets)
+from .tokenizers import TokenizedSet
 
 
 def length_order(lengths: np.ndarray) -> np.ndarray:
@@ -110,11 +89,11 @@ def _host_tensor(array: np.ndarray, pin: bool) -> torch.Tensor:
     return tensor.pin_memory() if pin else tensor
 
 
-def assemble_packed(tokens: TokenizedSet, rows: np.ndarray, pin: bool) -> PackedBatch:
+def assemble_packed(tokens: TokenizedSet, rows: np.ndarray, pin: bool = False) -> PackedBatch:
     lengths = tokens.lengths[rows]
     cu_seqlens = np.zeros(len(rows) + 1, dtype=np.int32)
     np.cumsum(lengths, out=cu_seqlens[1:])
-    flat = np.concatenate([tokens.flat[tokens.offsets[r]:tokens.offsets[r + 1]] for r in rows])
+    flat = np.concatenate([tokens[r] for r in rows])
     return PackedBatch(
         rows=_host_tensor(rows.astype(np.int64), pin),
         tokens=_host_tensor(flat, pin),
@@ -123,11 +102,11 @@ def assemble_packed(tokens: TokenizedSet, rows: np.ndarray, pin: bool) -> Packed
     )
 
 
-def assemble_padded(tokens: TokenizedSet, rows: np.ndarray, pad_id: int, pin: bool) -> PaddedBatch:
+def assemble_padded(tokens: TokenizedSet, rows: np.ndarray, pad_id: int, pin: bool = False) -> PaddedBatch:
     lengths = tokens.lengths[rows]
     ids = np.full((len(rows), int(lengths.max())), pad_id, dtype=np.int64)
     for i, r in enumerate(rows):
-        ids[i, : lengths[i]] = tokens.flat[tokens.offsets[r]:tokens.offsets[r + 1]]
+        ids[i, : lengths[i]] = tokens[r]
     return PaddedBatch(
         rows=_host_tensor(rows.astype(np.int64), pin),
         input_ids=_host_tensor(ids, pin),

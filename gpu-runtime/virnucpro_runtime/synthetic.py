@@ -39,7 +39,8 @@ from torch import nn
 from .models.classifier import MLPClassifier
 from .models.dnabert_s import DNABERTS, DNABERTSConfig
 from .models.esm2 import ESM2, ESM2Config, mean_residues_packed
-from .tokenizers import DnaTokenizer, esm_encode_packed
+from .packing import assemble_packed, assemble_padded
+from .tokenizers import DnaTokenizer, tokenize_proteins
 
 KINDS = {
     "tiny": {
@@ -247,11 +248,11 @@ def calibrated_classifier(esm2: ESM2, dnabert: DNABERTS, dna_tokenizer: DnaToken
     """
     rng = np.random.default_rng(seed)
     device = next(esm2.parameters()).device
-    tokens, cu = esm_encode_packed(random_proteins(rng, 32, 40, 80))
-    tokens_t, cu_t = torch.from_numpy(tokens).to(device), torch.from_numpy(cu).to(device)
-    esm_emb = mean_residues_packed(esm2.forward_packed(tokens_t, cu_t, int(np.diff(cu).max())), cu_t)
-    ids, lengths = dna_tokenizer.encode_padded(random_dna(rng, 32, 150, 300))
-    dna_emb = dnabert.embed(torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device))
+    proteins = assemble_packed(tokenize_proteins(random_proteins(rng, 32, 40, 80)), np.arange(32))
+    cu = proteins.cu_seqlens.to(device)
+    esm_emb = mean_residues_packed(esm2.forward_packed(proteins.tokens.to(device), cu, proteins.max_seqlen), cu)
+    dna = assemble_padded(dna_tokenizer.tokenize(random_dna(rng, 32, 150, 300)), np.arange(32), dna_tokenizer.pad_id)
+    dna_emb = dnabert.embed(dna.input_ids.to(device), dna.lengths.to(device))
     x = torch.cat([dna_emb, esm_emb], dim=1).float().cpu()
     return calibrate_(randomize_(MLPClassifier(), seed).eval(), x)
 

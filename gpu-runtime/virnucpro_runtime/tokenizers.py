@@ -1,4 +1,5 @@
-"""Tokenisers of the two embedding models.
+"""Tokenisers of the two embedding models: strings in, a ``TokenizedSet`` out (the one
+form that batch planning and assembly, packing.py, take).
 
 ESM-2 (fair-esm's "ESM-1b" alphabet, 33 tokens): each protein becomes
 ``<cls> residues <eos>``. Encoding is vectorised: all proteins of a batch are joined into
@@ -12,6 +13,7 @@ with the defaults of the original (``[CLS] ... [SEP]`` added, no truncation, no 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -38,12 +40,36 @@ for _index, _token in enumerate(ESM_ALPHABET):
         _ESM_LOOKUP[ord(_token)] = _index
 
 
-def esm_encode_packed(
-    proteins: Sequence[str], max_residues: int | None = ESM_MAX_RESIDUES
-) -> tuple[np.ndarray, np.ndarray]:
-    """Proteins -> (tokens int64 [T], cu_seqlens int32 [B+1]), no padding.
+@dataclass(frozen=True)
+class TokenizedSet:
+    """Token ids of N sequences stored flat: sequence i is ``flat[offsets[i]:offsets[i+1]]``."""
 
-    Sequence b occupies tokens[cu_seqlens[b]:cu_seqlens[b+1]] = <cls> residues <eos>.
+    flat: np.ndarray  # int64
+    offsets: np.ndarray  # int64, N+1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.flat[self.offsets[i]:self.offsets[i + 1]]
+
+    @staticmethod
+    def from_lists(sequences: list[list[int]] | list[np.ndarray]) -> "TokenizedSet":
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if sequences else np.zeros(0, np.int64)
+        return TokenizedSet(flat=flat, offsets=offsets)
+
+
+def tokenize_proteins(proteins: Sequence[str], max_residues: int | None = ESM_MAX_RESIDUES) -> TokenizedSet:
+    """Proteins -> their ESM-2 tokens, ``<cls> residues <eos>`` each, residues cut to the
+    first ``max_residues`` (None: no cut).
+
     Non-ASCII characters map to <unk> byte by byte (fair-esm maps each such character to
     one <unk>; proteins from our six-frame translation are ASCII, so this never differs).
     """
@@ -51,28 +77,17 @@ def esm_encode_packed(
         proteins = [p[:max_residues] for p in proteins]
     joined = "".join(proteins).encode("ascii", errors="replace")
     residue_counts = np.fromiter((len(p) for p in proteins), dtype=np.int64, count=len(proteins))
-    seq_lengths = residue_counts + 2
-    cu_seqlens = np.zeros(len(proteins) + 1, dtype=np.int64)
-    np.cumsum(seq_lengths, out=cu_seqlens[1:])
-    tokens = np.empty(int(cu_seqlens[-1]), dtype=np.int64)
-    tokens[cu_seqlens[:-1]] = ESM_CLS
-    tokens[cu_seqlens[1:] - 1] = ESM_EOS
-    # Residue k of sequence b sits at cu_seqlens[b] + 1 + k; the joined string is the
-    # same residues without the two specials per sequence, so shift each by 2*b + 1.
+    offsets = np.zeros(len(proteins) + 1, dtype=np.int64)
+    np.cumsum(residue_counts + 2, out=offsets[1:])
+    tokens = np.empty(int(offsets[-1]), dtype=np.int64)
+    tokens[offsets[:-1]] = ESM_CLS
+    tokens[offsets[1:] - 1] = ESM_EOS
+    # Residue k of sequence b sits at offsets[b] + 1 + k; the joined string is the same
+    # residues without the two specials per sequence, so shift each by 2*b + 1.
     residue_seq = np.repeat(np.arange(len(proteins), dtype=np.int64), residue_counts)
     residue_slots = np.arange(len(joined), dtype=np.int64) + 2 * residue_seq + 1
     tokens[residue_slots] = _ESM_LOOKUP[np.frombuffer(joined, dtype=np.uint8)]
-    return tokens, cu_seqlens.astype(np.int32)
-
-
-def pad_packed(tokens: np.ndarray, cu_seqlens: np.ndarray, pad_id: int) -> np.ndarray:
-    """Packed token ids -> right-padded [B, L_max] array (for padded model paths)."""
-    lengths = np.diff(cu_seqlens.astype(np.int64))
-    batch = np.full((len(lengths), int(lengths.max(initial=0))), pad_id, dtype=np.int64)
-    seq = np.repeat(np.arange(len(lengths)), lengths)
-    pos = np.arange(len(tokens)) - np.repeat(cu_seqlens[:-1].astype(np.int64), lengths)
-    batch[seq, pos] = tokens
-    return batch
+    return TokenizedSet(flat=tokens, offsets=offsets)
 
 
 class DnaTokenizer:
@@ -92,16 +107,7 @@ class DnaTokenizer:
     def from_file(cls, path: str | Path) -> "DnaTokenizer":
         return cls(Tokenizer.from_file(str(path)))
 
-    def encode(self, sequences: Sequence[str]) -> list[np.ndarray]:
-        """DNA strings -> one int64 id array per string, [CLS] ... [SEP] included."""
+    def tokenize(self, sequences: Sequence[str]) -> TokenizedSet:
+        """DNA strings -> their token ids, [CLS] ... [SEP] included."""
         encodings = self._tokenizer.encode_batch(list(sequences), add_special_tokens=True)
-        return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
-
-    def encode_padded(self, sequences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """DNA strings -> (ids [B, L_max] right-padded with [PAD], lengths int64 [B])."""
-        ids = self.encode(sequences)
-        lengths = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
-        batch = np.full((len(ids), int(lengths.max(initial=0))), self.pad_id, dtype=np.int64)
-        for row, seq_ids in enumerate(ids):
-            batch[row, : len(seq_ids)] = seq_ids
-        return batch, lengths
+        return TokenizedSet.from_lists([e.ids for e in encodings])

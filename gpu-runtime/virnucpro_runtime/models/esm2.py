@@ -101,7 +101,11 @@ def _apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
 
 
 class ESM2Layer(nn.Module):
-    """Pre-LN transformer block: x + attn(LN(x)), then x + fc2(gelu(fc1(LN(x))))."""
+    """Pre-LN transformer block: x + attn(LN(x)), then x + fc2(gelu(fc1(LN(x)))).
+
+    The block is written as three halves-and-a-kernel so that the compiled path
+    (compiled.py) runs the same code around an attention call it keeps out of its graphs:
+    ``attention_inputs`` -> the attention kernel -> ``attention_residual`` -> ``ffn``."""
 
     def __init__(self, cfg: ESM2Config):
         super().__init__()
@@ -114,13 +118,26 @@ class ESM2Layer(nn.Module):
         self.fc1 = nn.Linear(cfg.embed_dim, cfg.ffn_dim)
         self.fc2 = nn.Linear(cfg.ffn_dim, cfg.embed_dim)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attention: Attention):
-        """x [N, D] (tokens of every sequence, flattened) -> [N, D]."""
+    def attention_inputs(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """LN, fused QKV projection, rotary on q and k: x [N, D] -> q, k, v [N, H, hd]
+        (v a strided view of the projection)."""
         n = x.shape[0]
         q, k, v = self.qkv(self.attn_norm(x)).view(n, 3, self.num_heads, self.head_dim).unbind(1)
-        q, k = _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin)
-        x = x + self.out_proj(attention(q, k, v).reshape(n, -1))
-        return x + self.fc2(F.gelu(self.fc1(self.ffn_norm(x))))  # erf GELU, as fair-esm
+        return _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin), v
+
+    def attention_residual(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """The attention output [N, H, hd] projected and added to the residual x [N, D]."""
+        return x + self.out_proj(attended.reshape(x.shape[0], -1))
+
+    def ffn(self, x: torch.Tensor) -> torch.Tensor:
+        """The feed-forward half's output, without its residual add (the caller adds it, so
+        the compiled path can move that add into the next layer's LayerNorm pass)."""
+        return self.fc2(F.gelu(self.fc1(self.ffn_norm(x))))  # erf GELU, as fair-esm
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attention: Attention):
+        """x [N, D] (tokens of every sequence, flattened) -> [N, D]."""
+        x = self.attention_residual(x, attention(*self.attention_inputs(x, cos, sin)))
+        return x + self.ffn(x)
 
 
 class ESM2(nn.Module):
@@ -186,7 +203,7 @@ class ESM2(nn.Module):
                 # The kernel wants dense [T, H, hd] inputs; v is still a strided view of qkv.
                 return _varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, max_seqlen, max_seqlen)
         else:
-            attention = _padded_attention_over_packed(seq_index, positions, num_seqs, max_seqlen)
+            attention = padded_attention_over_packed(seq_index, positions, num_seqs, max_seqlen)
         return self._run_layers(x, positions, attention)
 
 
@@ -202,7 +219,7 @@ def packed_positions(cu_seqlens: torch.Tensor, total: int) -> tuple[torch.Tensor
     return seq_index, positions
 
 
-def _padded_attention_over_packed(seq_index, positions, num_seqs: int, max_seqlen: int) -> Attention:
+def padded_attention_over_packed(seq_index, positions, num_seqs: int, max_seqlen: int) -> Attention:
     """Exact packed attention without a varlen kernel: scatter into [B, L_max], SDPA with a
     key-padding mask, gather back. The scatter indices are built once per forward."""
     slot = seq_index * max_seqlen + positions

@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import proxy_classifier, synthetic
-from .models.classifier import MLPClassifier
+from .. import synthetic
+from ..models.classifier import MLPClassifier
+from . import proxy_classifier
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -36,6 +37,23 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def cosine_figures(prefix: str, fast: np.ndarray, ref: np.ndarray) -> dict:
     c = cosines(fast, ref)
     return {f"{prefix}_cosine_min": float(c.min()), f"{prefix}_cosine_median": float(np.median(c))}
+
+
+def report_against_reference(fast_dnabert: np.ndarray, fast_esm2: np.ndarray, fast_scores: np.ndarray, ref) -> dict:
+    """Cosines of every embedding, virus-score differences and label agreement against
+    ``ref`` (a reference.ReferenceOutput), whose own scores stand for the labels."""
+    diff = np.abs(fast_scores[:, 1].astype(np.float64) - ref.scores[:, 1])
+    same_label = (fast_scores.argmax(1) == ref.scores.argmax(1)).mean()
+    virus = ref.scores[:, 1]
+    return {
+        "frames": int(len(diff)),
+        **cosine_figures("esm2", fast_esm2, ref.esm2),
+        **cosine_figures("dnabert", fast_dnabert, ref.dnabert),
+        "virus_score_diff_max": float(diff.max()),
+        "virus_score_diff_p99": float(np.quantile(diff, 0.99)),
+        "label_agreement": float(same_label),
+        "reference_virus_score_quartiles": [float(q) for q in np.quantile(virus, [0.25, 0.5, 0.75])],
+    }
 
 
 def features(dnabert: np.ndarray, esm2: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -22,7 +22,7 @@ import re
 import numpy as np
 import torch
 
-from .models.classifier import MLPClassifier, softmax_scores
+from ..models.classifier import MLPClassifier, softmax_scores
 
 _READ_INDEX = re.compile(r"^read(\d+)_chunk_")
 

@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import engine as engine_mod
-from . import packing, parity, reference, shards, synthetic, tokenizers, tuning
-from .models_api import LoadedModels
-from .telemetry import DeviceMonitor, UtilizationSampler
+from .. import engine as engine_mod
+from .. import packing, shards, synthetic, tokenizers, tuning
+from ..models_api import LoadedModels
+from ..telemetry import DeviceMonitor, UtilizationSampler
+from . import parity, reference
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +121,8 @@ def bench_original(ref_models: LoadedModels, frames: shards.FrameShard, n: int, 
     for part in np.array_split(rows, parts):
         proteins = [frames.proteins[r] for r in part]
         nucleotides = [frames.nucleotides[r] for r in part]
-        esm_tokens = sum(len(p) + 2 for p in proteins)
-        dna_tokens = sum(len(ids) for ids in ref_models.dna_tokenizer.encode(nucleotides))
+        esm_tokens = int(tokenizers.tokenize_proteins(proteins).lengths.sum())
+        dna_tokens = int(ref_models.dna_tokenizer.tokenize(nucleotides).lengths.sum())
         _sync(ref_models.device)
         began = time.perf_counter()
         esm_outs.append(reference.esm2_padded_means(ref_models, proteins))
@@ -145,7 +146,7 @@ def bench_hf(size: str, device: torch.device, frames: shards.FrameShard, n: int,
     esm_cfg, dna_cfg = synthetic.KINDS[size]["esm2"], synthetic.KINDS[size]["dnabert"]
     results = {"padded_tokens_per_batch": budget}
     proteins = frames.proteins[:n]
-    esm_tokens = models_tokenize_proteins(proteins)
+    esm_tokens = tokenizers.tokenize_proteins(proteins)
     config = EsmConfig(vocab_size=33, hidden_size=esm_cfg.embed_dim, num_hidden_layers=esm_cfg.num_layers,
                        num_attention_heads=esm_cfg.num_heads, intermediate_size=esm_cfg.ffn_dim,
                        position_embedding_type="rotary", token_dropout=True, mask_token_id=tokenizers.ESM_MASK,
@@ -161,11 +162,6 @@ def bench_hf(size: str, device: torch.device, frames: shards.FrameShard, n: int,
     return results | {"dnabert_tokens_per_s": _hf_bert(dna_cfg, device, frames, n, repeats, budget)}
 
 
-def models_tokenize_proteins(proteins: list[str]) -> packing.TokenizedSet:
-    flat, cu = tokenizers.esm_encode_packed(proteins)
-    return packing.TokenizedSet(flat=flat, offsets=cu.astype(np.int64))
-
-
 def _hf_model(cls, config, device, **kwargs):
     torch.manual_seed(0)
     config._attn_implementation = "sdpa"
@@ -175,10 +171,10 @@ def _hf_model(cls, config, device, **kwargs):
     return model.to(torch.bfloat16).eval()
 
 
-def _hf_batches(tokens: packing.TokenizedSet, budget: int, pad_id: int, device: torch.device):
+def _hf_batches(tokens: tokenizers.TokenizedSet, budget: int, pad_id: int, device: torch.device):
     batches = []
     for rows in packing.plan_padded(tokens.lengths, budget):
-        batch = packing.assemble_padded(tokens, rows, pad_id, pin=False)
+        batch = packing.assemble_padded(tokens, rows, pad_id)
         ids = batch.input_ids.to(device)
         batches.append((ids, (ids != pad_id).long() if pad_id >= 0 else None, batch.lengths.to(device)))
     return batches
@@ -197,7 +193,7 @@ def _hf_bert(dna_cfg, device, frames, n, repeats, budget) -> float:
     from transformers import BertConfig, BertModel
 
     tokenizer = tokenizers.DnaTokenizer(synthetic.build_dna_tokenizer(dna_cfg.vocab_size))
-    tokens = packing.TokenizedSet.from_lists(tokenizer.encode(frames.nucleotides[:n]))
+    tokens = tokenizer.tokenize(frames.nucleotides[:n])
     config = BertConfig(vocab_size=dna_cfg.vocab_size, hidden_size=dna_cfg.hidden_size, num_hidden_layers=dna_cfg.num_layers,
                         num_attention_heads=dna_cfg.num_heads, intermediate_size=dna_cfg.intermediate_size,
                         max_position_embeddings=1024)
@@ -217,15 +213,15 @@ def _hf_bert(dna_cfg, device, frames, n, repeats, budget) -> float:
 # ---- (3) ours ---------------------------------------------------------------------------------
 def bench_ours_models(models: LoadedModels, frames: shards.FrameShard, n: int, budget: int, dnabert_budget: int, repeats: int) -> dict:
     """Per-model device throughput of the engine's batches (assembled ahead, on the device)."""
-    esm_tokens = models.tokenize_proteins(frames.proteins[:n])
+    esm_tokens = tokenizers.tokenize_proteins(frames.proteins[:n])
     esm_batches = []
     for rows in packing.plan_packed(esm_tokens.lengths, budget):
-        b = packing.assemble_packed(esm_tokens, rows, pin=False)
+        b = packing.assemble_packed(esm_tokens, rows)
         esm_batches.append((b.tokens.to(models.device), b.cu_seqlens.to(models.device), b.max_seqlen))
-    dna_tokens = models.tokenize_nucleotides(frames.nucleotides[:n])
+    dna_tokens = models.dna_tokenizer.tokenize(frames.nucleotides[:n])
     dna_batches = []
     for rows in packing.plan_padded(dna_tokens.lengths, dnabert_budget):
-        b = packing.assemble_padded(dna_tokens, rows, models.dnabert_pad_id, pin=False)
+        b = packing.assemble_padded(dna_tokens, rows, models.dnabert_pad_id)
         dna_batches.append((b.input_ids.to(models.device), b.lengths.to(models.device)))
 
     @torch.inference_mode()
@@ -390,7 +386,7 @@ def main(args: argparse.Namespace) -> int:
 
     report["compiled"] = {"esm2": False, "dnabert": False}
     if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
-        from .compiled import enable_compiled_dnabert, enable_compiled_esm2
+        from ..compiled import enable_compiled_dnabert, enable_compiled_esm2
 
         try:
             began = time.perf_counter()

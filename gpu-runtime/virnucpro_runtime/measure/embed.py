@@ -12,9 +12,10 @@ the first word of the header) or a frame shard (`.arrow`, format virnucpro.frame
 dnabert-s; missing weights are looked up in the standard caches (see `weights`).
 `--synthetic` uses the seeded random models of `synthetic` instead (no files needed).
 
-A simple, exact path for inspection and parity checks, not the fast engine: ESM-2 runs
-packed, length-sorted batches of at most `--token-budget` tokens; DNABERT-S runs
-length-sorted padded batches of at most that many (padded) tokens.
+A simple, exact path for inspection and parity checks, not the fast engine, batched by
+the engine's planners (packing.py): ESM-2 in packed, length-sorted batches of at most
+`--token-budget` tokens, DNABERT-S in length-sorted padded batches of at most that many
+(padded) tokens.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from . import formats, synthetic, weights
-from .models.dnabert_s import DNABERTS
-from .models.esm2 import ESM2, mean_residues_packed
-from .tokenizers import DnaTokenizer, esm_encode_packed
+from .. import formats, packing, synthetic, weights
+from ..models.dnabert_s import DNABERTS
+from ..models.esm2 import ESM2, mean_residues_packed
+from ..tokenizers import DnaTokenizer, tokenize_proteins
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -81,34 +82,16 @@ def read_inputs(path: Path, model: str) -> tuple[list[str], dict[str, list[str]]
     return ids, {model: sequences}
 
 
-def _budget_batches(lengths: np.ndarray, budget: int, padded: bool) -> list[np.ndarray]:
-    """Row indices in length order, cut into batches of at most `budget` tokens (counting
-    padding when `padded`); a single over-long sequence forms its own batch."""
-    order = np.argsort(lengths, kind="stable")
-    batches, current, longest, total = [], [], 0, 0
-    for row in order:
-        n = int(lengths[row])
-        cost = max(longest, n) * (len(current) + 1) if padded else total + n
-        if current and cost > budget:
-            batches.append(np.array(current))
-            current, longest, total = [], 0, 0
-        current.append(row)
-        longest, total = max(longest, n), total + n
-    if current:
-        batches.append(np.array(current))
-    return batches
-
-
 @torch.inference_mode()
 def embed_proteins(model: ESM2, proteins: list[str], budget: int) -> np.ndarray:
     device = next(model.parameters()).device
     out = np.empty((len(proteins), model.cfg.embed_dim), dtype=np.float32)
-    lengths = np.fromiter((min(len(p), 1022) + 2 for p in proteins), dtype=np.int64, count=len(proteins))
-    for rows in _budget_batches(lengths, budget, padded=False):
-        tokens, cu = esm_encode_packed([proteins[r] for r in rows])
-        cu_t = torch.from_numpy(cu).to(device)
-        hidden = model.forward_packed(torch.from_numpy(tokens).to(device), cu_t, int(np.diff(cu).max()))
-        out[rows] = mean_residues_packed(hidden, cu_t).cpu().numpy()
+    tokens = tokenize_proteins(proteins)
+    for rows in packing.plan_packed(tokens.lengths, budget):
+        batch = packing.assemble_packed(tokens, rows)
+        cu = batch.cu_seqlens.to(device)
+        hidden = model.forward_packed(batch.tokens.to(device), cu, batch.max_seqlen)
+        out[rows] = mean_residues_packed(hidden, cu).cpu().numpy()
     return out
 
 
@@ -116,14 +99,10 @@ def embed_proteins(model: ESM2, proteins: list[str], budget: int) -> np.ndarray:
 def embed_nucleotides(model: DNABERTS, tokenizer: DnaTokenizer, sequences: list[str], budget: int) -> np.ndarray:
     device = next(model.parameters()).device
     out = np.empty((len(sequences), model.cfg.hidden_size), dtype=np.float32)
-    encoded = tokenizer.encode(sequences)
-    lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
-    for rows in _budget_batches(lengths, budget, padded=True):
-        ids = np.full((len(rows), int(lengths[rows].max())), tokenizer.pad_id, dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, : lengths[row]] = encoded[row]
-        emb = model.embed(torch.from_numpy(ids).to(device), torch.from_numpy(lengths[rows]).to(device))
-        out[rows] = emb.cpu().numpy()
+    tokens = tokenizer.tokenize(sequences)
+    for rows in packing.plan_padded(tokens.lengths, budget):
+        batch = packing.assemble_padded(tokens, rows, tokenizer.pad_id)
+        out[rows] = model.embed(batch.input_ids.to(device), batch.lengths.to(device)).cpu().numpy()
     return out
 
 
