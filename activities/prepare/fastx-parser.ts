@@ -20,8 +20,6 @@ export interface SequenceRecord {
   sequence: Uint8Array;
 }
 
-export type SequenceFormat = 'fasta' | 'fastq';
-
 // Byte classes for the per-byte loop; a table lookup beats chains of comparisons.
 const KEEP = 0;
 const SKIP = 1; // whitespace Biopython strips from sequence lines
@@ -62,7 +60,6 @@ const utf8 = new TextDecoder('utf-8');
 
 export class FastxParser {
   private state = State.Start;
-  private format: SequenceFormat | undefined;
   private partialLine: Uint8Array = new Uint8Array(0);
   private recordNumber = 0;
   private id = '';
@@ -75,10 +72,6 @@ export class FastxParser {
   private out: SequenceRecord[] = [];
 
   constructor(private readonly file: string) {}
-
-  get detectedFormat(): SequenceFormat | undefined {
-    return this.format;
-  }
 
   /** Feeds the next bytes; returns the records completed by them. */
   push(chunk: Uint8Array): SequenceRecord[] {
@@ -192,10 +185,8 @@ export class FastxParser {
   private startLine(buf: Uint8Array, start: number, end: number): void {
     if (isBlank(buf, start, end)) return;
     if (buf[start] === GT) {
-      this.format = 'fasta';
       this.state = State.FastaSequence;
     } else if (buf[start] === AT) {
-      this.format = 'fastq';
       this.state = State.FastqSequence;
     } else if (looksBinary(buf, start, end)) {
       throw new ReadInputError(this.file, 'binary data: not a FASTA/FASTQ text file (or an unsupported compression)');
