@@ -164,6 +164,12 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
     assert.equal(proteinResult.code, 2, explain(proteinResult));
     assert.match(proteinResult.stderr, /protein\.fa.*p1.*protein/i);
 
+    const genbank = path.join(dir, 'genbank.fa');
+    fs.writeFileSync(genbank, '>lambda phage\n        1 gggcggcgac ctcgcgggtt ttcgctattt atgaaaattt\n');
+    const genbankResult = await predict([genbank, '-o', path.join(dir, 'out-genbank'), ...TINY]);
+    assert.equal(genbankResult.code, 2, explain(genbankResult));
+    assert.match(genbankResult.stderr, /genbank\.fa: record 1 \(lambda\): "1" at position 1 of the sequence is not a nucleotide/);
+
     const truncated = path.join(dir, 'truncated.fa.gz');
     const gz = zlib.gzipSync(fs.readFileSync(reads));
     fs.writeFileSync(truncated, gz.subarray(0, Math.floor(gz.length / 2)));
