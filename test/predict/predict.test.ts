@@ -193,9 +193,16 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
   });
 
   it('says which weight files are missing when there are no real weights', async () => {
-    const result = await env.run(['predict', reads, '-o', path.join(dir, 'out-real'), '-d', 'cpu'], { VIRNUCPRO_WEIGHTS: path.join(dir, 'no-weights') });
+    // Empty caches too: predict looks in the Hugging Face and torch hub caches as the runtime does.
+    const result = await env.run(['predict', reads, '-o', path.join(dir, 'out-real'), '-d', 'cpu'], {
+      VIRNUCPRO_WEIGHTS: path.join(dir, 'no-weights'),
+      HF_HOME: path.join(dir, 'no-hf'),
+      HF_HUB_CACHE: '',
+      TORCH_HOME: path.join(dir, 'no-torch'),
+    });
     assert.equal(result.code, 2, explain(result));
     assert.match(result.stderr, /500_model\.pth/);
+    assert.ok(result.stderr.includes(path.join(dir, 'no-hf', 'hub', 'models--facebook--esm2_t36_3B_UR50D', 'snapshots')), explain(result));
     assert.match(result.stderr, /esm2_t36_3B_UR50D/);
     assert.match(result.stderr, /DNABERT-S/);
     assert.match(result.stderr, /--synthetic-weights tiny/);
