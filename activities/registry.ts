@@ -1,6 +1,5 @@
 // Implementations by name. Workers register every implementation they may run; a DAG's process
 // names an implementation here. Each helper adds its module's implementations to `allImplementations`.
-import type { Dag } from '../workflows/dsl/types';
 import type { Implementation } from './engine/implementation';
 import { selftestImplementations } from './selftest/implementations';
 import { prepareImplementation } from './prepare/implementation';
@@ -25,13 +24,6 @@ export class ActivityRegistry {
     const implementation = this.byName.get(name);
     if (!implementation) throw new Error(`no implementation registered as "${name}" (known: ${[...this.byName.keys()].join(', ')})`);
     return implementation;
-  }
-
-  /** Problems (empty when fine): processes of `dag` naming an implementation this registry lacks. */
-  missingFor(dag: Dag): string[] {
-    return dag.processes
-      .filter((p) => !this.byName.has(p.implementation))
-      .map((p) => `process "${p.name}": implementation "${p.implementation}" is not registered`);
   }
 }
 

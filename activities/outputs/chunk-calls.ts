@@ -1,19 +1,13 @@
 // The original's per-chunk call (prediction_results_highestscore.csv): a chunk is viral when
 // the highest P(virus) among its kept frames is at least the highest P(others). The original
 // computes it with pandas (`groupby("Modified_ID")`), so rows come out sorted by Python string
-// order of the id, i.e. by Unicode code point.
+// order of the id, i.e. by Unicode code point. Frames are grouped by the record and chunk they
+// carry; the id is only printed.
+import type { FrameScore } from './tables';
 
-/** `Sequence_ID` minus its last two characters (the `F1`..`R3` frame suffix). */
+/** The original's `Modified_ID`: `Sequence_ID` minus its last two characters (the `F1`..`R3` frame suffix). */
 export function chunkIdOf(frameId: string): string {
   return frameId.slice(0, -2);
-}
-
-const FRAME_ID = /^(.*)_chunk_([0-9]+)[FR][123]$/s;
-
-/** The record id and 1-based chunk number a frame id was built from (`{id}_chunk_{k}{F1..R3}`). */
-export function parseFrameId(frameId: string): { recordId: string; chunk: number } | null {
-  const match = FRAME_ID.exec(frameId);
-  return match ? { recordId: match[1], chunk: Number(match[2]) } : null;
 }
 
 /** Python's `str` ordering: by code point (JS `<` compares UTF-16 units, which differs above U+FFFF). */
@@ -33,18 +27,20 @@ export function compareCodePoints(a: string, b: string): number {
 
 export interface ChunkCall {
   chunkId: string;
+  recordIndex: number;
   maxOthers: number;
   maxVirus: number;
   isVirus: boolean;
 }
 
 export class ChunkCalls {
-  private readonly maxima = new Map<string, { others: number; virus: number }>();
+  // `${recordIndex}/${chunkIndex}` -> the chunk's best scores so far
+  private readonly maxima = new Map<string, { chunkId: string; recordIndex: number; others: number; virus: number }>();
 
-  add(frameId: string, scoreOthers: number, scoreVirus: number): void {
-    const id = chunkIdOf(frameId);
-    const seen = this.maxima.get(id);
-    if (!seen) this.maxima.set(id, { others: scoreOthers, virus: scoreVirus });
+  add({ frameId, recordIndex, chunkIndex, scoreOthers, scoreVirus }: FrameScore): void {
+    const key = `${recordIndex}/${chunkIndex}`;
+    const seen = this.maxima.get(key);
+    if (!seen) this.maxima.set(key, { chunkId: chunkIdOf(frameId), recordIndex, others: scoreOthers, virus: scoreVirus });
     else {
       // pandas' max skips NaN, as these comparisons do
       if (scoreOthers > seen.others || Number.isNaN(seen.others)) seen.others = scoreOthers;
@@ -54,9 +50,9 @@ export class ChunkCalls {
 
   /** One call per chunk, sorted as pandas sorts the group keys. */
   sorted(): ChunkCall[] {
-    return [...this.maxima.entries()]
-      .sort(([a], [b]) => compareCodePoints(a, b))
-      .map(([chunkId, m]) => ({ chunkId, maxOthers: m.others, maxVirus: m.virus, isVirus: m.virus >= m.others }));
+    return [...this.maxima.values()]
+      .sort((a, b) => compareCodePoints(a.chunkId, b.chunkId))
+      .map((m) => ({ chunkId: m.chunkId, recordIndex: m.recordIndex, maxOthers: m.others, maxVirus: m.virus, isVirus: m.virus >= m.others }));
   }
 }
 

@@ -2,7 +2,7 @@
 // prediction_results.txt and prediction_results_highestscore.csv exactly as the original
 // VirNucPro writes them (docs/outputs.md), and our sequence_summary.tsv.
 import * as path from 'node:path';
-import { ChunkCalls, csvField, parseFrameId } from './chunk-calls';
+import { ChunkCalls, csvField } from './chunk-calls';
 import { formatFloat32 } from './float32-repr';
 import { RecordCall, SequenceSummary, SUMMARY_HEADER } from './sequence-summary';
 import { readFrameScores, readRecords } from './tables';
@@ -90,14 +90,12 @@ async function writeAll(request: PredictionOutputsRequest, outputs: OutputSet): 
     await out.line('Sequence_ID\tPrediction\tscore1\tscore2', false);
     let frames = 0;
     for (const resultPath of request.resultPaths) {
-      for await (const frame of readFrameScores(resultPath)) {
-        const parsed = parseFrameId(frame.frameId);
-        if (!parsed) throw new Error(`${resultPath}: frame id "${frame.frameId}" is not of the form <record>_chunk_<k><F1..R3>`);
+      for await (const frame of readFrameScores(resultPath, records)) {
         // torch.max picks the first of equal values, i.e. class 0 (others) on a tie
         const prediction = frame.scoreVirus > frame.scoreOthers ? 'virus' : 'others';
         await out.line(`${frame.frameId}\t${prediction}\t${formatFloat32(frame.scoreOthers)}\t${formatFloat32(frame.scoreVirus)}`);
-        chunkCalls.add(frame.frameId, frame.scoreOthers, frame.scoreVirus);
-        summary.addFrame(parsed.recordId, frame.scoreVirus);
+        chunkCalls.add(frame);
+        summary.addFrame(frame);
         scoreHistogram[Math.min(SCORE_BINS - 1, Math.max(0, Math.floor(frame.scoreVirus * SCORE_BINS)))] += 1;
         frames += 1;
       }
@@ -111,7 +109,7 @@ async function writeAll(request: PredictionOutputsRequest, outputs: OutputSet): 
     let virus = 0;
     for (const call of calls) {
       await out.line(`${csvField(call.chunkId)}\t${call.isVirus ? 'True' : 'False'}`);
-      summary.addChunk(parseFrameId(`${call.chunkId}F1`)!.recordId, call);
+      summary.addChunk(call);
       if (call.isVirus) virus += 1;
     }
     return virus;

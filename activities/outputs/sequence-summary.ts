@@ -2,7 +2,7 @@
 // called `virus` when at least half of its scored chunks are viral by the original's chunk rule
 // (ties go to virus, as the chunk rule's `>=` does); `no_frames` when no chunk kept a frame.
 import type { ChunkCall } from './chunk-calls';
-import type { InputRecord } from './tables';
+import type { FrameScore, InputRecord } from './tables';
 import { formatFloat32 } from './float32-repr';
 
 export const SUMMARY_HEADER = [
@@ -29,29 +29,29 @@ interface Tally {
 }
 
 export class SequenceSummary {
-  private readonly byId = new Map<string, Tally>();
+  private readonly byIndex = new Map<number, Tally>();
 
   constructor(private readonly records: InputRecord[]) {
     for (const record of records) {
-      this.byId.set(record.recordId, { frames: 0, maxVirus: -Infinity, sumVirus: 0, chunksScored: 0, virusChunks: 0 });
+      this.byIndex.set(record.recordIndex, { frames: 0, maxVirus: -Infinity, sumVirus: 0, chunksScored: 0, virusChunks: 0 });
     }
   }
 
-  private tally(recordId: string, what: string): Tally {
-    const tally = this.byId.get(recordId);
-    if (!tally) throw new Error(`${what} belongs to record "${recordId}", which is not in the records table`);
+  private tally(recordIndex: number, what: string): Tally {
+    const tally = this.byIndex.get(recordIndex);
+    if (!tally) throw new Error(`${what} belongs to record_index ${recordIndex}, which is not in the records table`);
     return tally;
   }
 
-  addFrame(recordId: string, scoreVirus: number): void {
-    const tally = this.tally(recordId, 'a scored frame');
+  addFrame({ frameId, recordIndex, scoreVirus }: FrameScore): void {
+    const tally = this.tally(recordIndex, `frame ${frameId}`);
     tally.frames += 1;
     tally.sumVirus += scoreVirus;
     if (scoreVirus > tally.maxVirus) tally.maxVirus = scoreVirus;
   }
 
-  addChunk(recordId: string, call: ChunkCall): void {
-    const tally = this.tally(recordId, `chunk ${call.chunkId}`);
+  addChunk(call: ChunkCall): void {
+    const tally = this.tally(call.recordIndex, `chunk ${call.chunkId}`);
     tally.chunksScored += 1;
     if (call.isVirus) tally.virusChunks += 1;
   }
@@ -65,7 +65,7 @@ export class SequenceSummary {
   rows(): { lines: string[]; calls: Record<RecordCall, number> } {
     const calls: Record<RecordCall, number> = { virus: 0, others: 0, no_frames: 0 };
     const lines = this.records.map((record) => {
-      const t = this.byId.get(record.recordId)!;
+      const t = this.byIndex.get(record.recordIndex)!;
       const call = SequenceSummary.callOf(t.chunksScored, t.virusChunks);
       calls[call] += 1;
       const scored = t.frames > 0;

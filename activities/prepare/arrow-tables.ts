@@ -25,6 +25,7 @@ export const framesSchema = new Schema(
   [
     new Field('frame_id', new Utf8(), false),
     new Field('record_index', new Uint32(), false),
+    new Field('chunk_index', new Uint32(), false),
     new Field('nucleotide', new Utf8(), false),
     new Field('protein', new Utf8(), false),
   ],
@@ -109,15 +110,20 @@ export class FrameColumns {
   private readonly nucleotide = new Utf8Builder();
   private readonly protein = new Utf8Builder();
   private recordIndex: number[] = [];
+  private chunkIndex: number[] = [];
 
   get length(): number {
     return this.recordIndex.length;
   }
 
-  /** One frame: its id is `chunkName` (utf8 bytes) followed by `frameSuffix` (e.g. "F1"). */
-  push(chunkName: Uint8Array, frameSuffix: Uint8Array, recordIndex: number, nucleotide: Uint8Array, protein: Uint8Array): void {
+  /**
+   * One frame: its id is `chunkName` (utf8 bytes) followed by `frameSuffix` (e.g. "F1"); it was cut
+   * from chunk `chunkIndex` (0-based) of record `recordIndex`.
+   */
+  push(chunkName: Uint8Array, frameSuffix: Uint8Array, recordIndex: number, chunkIndex: number, nucleotide: Uint8Array, protein: Uint8Array): void {
     this.frameId.push(chunkName, frameSuffix);
     this.recordIndex.push(recordIndex);
+    this.chunkIndex.push(chunkIndex);
     this.nucleotide.push(nucleotide);
     this.protein.push(protein);
   }
@@ -127,6 +133,7 @@ export class FrameColumns {
     const rows = batch(framesSchema, this.length, [
       this.frameId.finish(),
       makeData({ type: new Uint32(), length: this.length, nullCount: 0, data: Uint32Array.from(this.recordIndex) }),
+      makeData({ type: new Uint32(), length: this.length, nullCount: 0, data: Uint32Array.from(this.chunkIndex) }),
       this.nucleotide.finish(),
       this.protein.finish(),
     ]);

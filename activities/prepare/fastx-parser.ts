@@ -4,6 +4,10 @@
  * longest record, not the file. Parsing follows Biopython's `SeqIO.parse(..., "fasta")`,
  * which the original used: id = first whitespace-separated word of the header, sequence
  * = all lines up to the next header with spaces, tabs and line ends removed, case kept.
+ * Unlike Biopython, a sequence may hold only nucleotide letters (IUPAC codes incl. U and N,
+ * and the gaps - and .; the original drops codons holding any but A C G T): anything else,
+ * such as GenBank-style position numbers, would silently become part of the read. A UTF-8
+ * byte-order mark at the start of the file (Windows editors write one) is skipped.
  *
  * Hot path: a file of short reads is millions of tiny records, so lines are handled as
  * (buffer, start, end) triples without views, sequences are copied straight into shared
@@ -20,17 +24,21 @@ export interface SequenceRecord {
   sequence: Uint8Array;
 }
 
-export type SequenceFormat = 'fasta' | 'fastq';
-
 // Byte classes for the per-byte loop; a table lookup beats chains of comparisons.
 const KEEP = 0;
 const SKIP = 1; // whitespace Biopython strips from sequence lines
 const BINARY = 2; // control bytes and non-ASCII: the file is not text
-const PROTEIN_ONLY = 3; // letters no nucleotide or IUPAC code uses
+const PROTEIN_ONLY = 3; // letters no nucleotide or IUPAC code uses (also not allowed, but counted to tell a protein file)
+const NOT_A_BASE = 4; // other printable characters: digits, X, punctuation
+/** What a sequence may hold: IUPAC nucleotide codes (with U and N) and the gaps - and . */
+const SEQUENCE_ALPHABET = 'ACGTURYSWKMBDHVN-.';
 const BYTE_CLASS = new Uint8Array(256).fill(BINARY);
-for (let b = 0x21; b < 0x7f; b++) BYTE_CLASS[b] = KEEP;
+for (let b = 0x21; b < 0x7f; b++) BYTE_CLASS[b] = NOT_A_BASE;
+for (const c of SEQUENCE_ALPHABET + SEQUENCE_ALPHABET.toLowerCase()) BYTE_CLASS[c.charCodeAt(0)] = KEEP;
 for (const b of [0x20, 0x09, 0x0d, 0x0a]) BYTE_CLASS[b] = SKIP;
 for (const c of 'EFIJLOPQZefijlopqz') BYTE_CLASS[c.charCodeAt(0)] = PROTEIN_ONLY;
+
+const UTF8_BOM = [0xef, 0xbb, 0xbf];
 
 // ASCII bytes Python's str.split() treats as whitespace (\t \n \v \f \r, 0x1c-0x1f, space).
 const ASCII_SPACE = new Uint8Array(256);
@@ -62,7 +70,6 @@ const utf8 = new TextDecoder('utf-8');
 
 export class FastxParser {
   private state = State.Start;
-  private format: SequenceFormat | undefined;
   private partialLine: Uint8Array = new Uint8Array(0);
   private recordNumber = 0;
   private id = '';
@@ -71,14 +78,14 @@ export class FastxParser {
   private seqStart = 0;
   private seqLength = 0;
   private proteinLetters = 0;
+  // The first character of the record being read that is not in SEQUENCE_ALPHABET (-1: none).
+  private notABase = -1;
+  private notABaseAt = 0;
   private qualityLength = 0;
+  private atFileStart = true;
   private out: SequenceRecord[] = [];
 
   constructor(private readonly file: string) {}
-
-  get detectedFormat(): SequenceFormat | undefined {
-    return this.format;
-  }
 
   /** Feeds the next bytes; returns the records completed by them. */
   push(chunk: Uint8Array): SequenceRecord[] {
@@ -190,12 +197,14 @@ export class FastxParser {
   }
 
   private startLine(buf: Uint8Array, start: number, end: number): void {
+    if (this.atFileStart) {
+      this.atFileStart = false;
+      if (end - start >= 3 && UTF8_BOM.every((b, i) => buf[start + i] === b)) start += 3;
+    }
     if (isBlank(buf, start, end)) return;
     if (buf[start] === GT) {
-      this.format = 'fasta';
       this.state = State.FastaSequence;
     } else if (buf[start] === AT) {
-      this.format = 'fastq';
       this.state = State.FastqSequence;
     } else if (looksBinary(buf, start, end)) {
       throw new ReadInputError(this.file, 'binary data: not a FASTA/FASTQ text file (or an unsupported compression)');
@@ -227,6 +236,7 @@ export class FastxParser {
     }
     this.seqLength = 0;
     this.proteinLetters = 0;
+    this.notABase = -1;
   }
 
   private appendSequence(buf: Uint8Array, start: number, end: number): void {
@@ -238,9 +248,14 @@ export class FastxParser {
       const cls = BYTE_CLASS[b];
       if (cls === KEEP) {
         slab[n++] = b;
-      } else if (cls === PROTEIN_ONLY) {
+      } else if (cls === PROTEIN_ONLY || cls === NOT_A_BASE) {
+        // Reported when the record ends, so that a protein file is named as such instead.
+        if (this.notABase < 0) {
+          this.notABase = b;
+          this.notABaseAt = n - this.seqStart + 1;
+        }
         slab[n++] = b;
-        this.proteinLetters++;
+        if (cls === PROTEIN_ONLY) this.proteinLetters++;
       } else if (cls === BINARY) {
         this.fail(`binary data in the sequence (byte 0x${b.toString(16).padStart(2, '0')})`);
       }
@@ -262,6 +277,11 @@ export class FastxParser {
       this.fail(
         `looks like protein, not DNA: ${this.proteinLetters} of ${this.seqLength} letters (E F I L P Q ...) are not nucleotide or IUPAC codes`,
       );
+    }
+    if (this.notABase >= 0) {
+      const found = String.fromCharCode(this.notABase);
+      const hint = /[0-9]/.test(found) ? ' (position numbers, as in GenBank files, are not part of a FASTA sequence)' : '';
+      this.fail(`"${found}" at position ${this.notABaseAt} of the sequence is not a nucleotide: a sequence may hold only ${SEQUENCE_ALPHABET.split('').join(' ')} (either case) and whitespace${hint}`);
     }
     const end = this.seqStart + this.seqLength;
     this.out.push({ number: this.recordNumber, id: this.id, sequence: this.slab.subarray(this.seqStart, end) });

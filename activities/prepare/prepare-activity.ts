@@ -127,8 +127,9 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
       }
       const name = Buffer.from(chunk.name, 'utf8');
       stats.frames += translator.translateEach(chunk.bases, (frame, nucleotide, protein) => {
-        columns.push(name, FRAME_SUFFIX[frame], chunk.record.index, nucleotide, protein);
-        // Exact shard sizes; a chunk's frames may straddle two shards (results are joined by frame id).
+        columns.push(name, FRAME_SUFFIX[frame], chunk.record.index, chunk.k - 1, nucleotide, protein);
+        // Exact shard sizes; a chunk's frames may straddle two shards (the writers join results
+        // on record_index and chunk_index).
         if (columns.length === input.shardFrames) {
           filled.push(columns);
           columns = new FrameColumns();

@@ -5,7 +5,7 @@
 import { decompress, readDecompressed } from './decompress';
 import { FastxParser, SequenceRecord } from './fastx-parser';
 
-export type { SequenceRecord, SequenceFormat } from './fastx-parser';
+export type { SequenceRecord } from './fastx-parser';
 
 export function readSequences(path: string): AsyncGenerator<SequenceRecord> {
   return parseRecords(readDecompressed(path), path);

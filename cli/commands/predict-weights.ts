@@ -1,8 +1,12 @@
-// Which weight files a prediction uses. Real weights come from explicit options or the weights
-// folder; when any is missing the user is told exactly which files to put where. Synthetic
+// Which weight files a prediction uses. Real weights come from explicit options, the weights
+// folder, then (ESM-2 and DNABERT-S) the Hugging Face and torch hub caches where the runtime
+// looks; when any is missing the user is told exactly which files to put where. Synthetic
 // weights fill in whatever was not given explicitly (and are announced loudly elsewhere).
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { z } from 'zod';
+import { defaultPython } from '../../activities/gpu/runtime-process';
 import { UsageError } from '../args';
 import { packageRoot } from '../config';
 
@@ -26,6 +30,22 @@ export function weightsDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.VIRNUCPRO_WEIGHTS ?? path.join(packageRoot, 'weights'));
 }
 
+const cacheAnswer = z.strictObject({ found: z.string().nullable(), searched: z.array(z.string()) });
+const cachedWeights = z.strictObject({ esm2: cacheAnswer, dnabert: cacheAnswer });
+export type CachedWeights = z.infer<typeof cachedWeights>;
+
+/**
+ * The ESM-2 and DNABERT-S weights in the standard caches: the runtime says where it looks
+ * (gpu-runtime/virnucpro_runtime/weight_caches.py, declared once there) and what it finds.
+ */
+export function findCachedWeights(env: NodeJS.ProcessEnv = process.env): CachedWeights {
+  const python = env.VIRNUCPRO_PYTHON ?? defaultPython();
+  const found = spawnSync(python, ['-m', 'virnucpro_runtime', 'find-weights'], { encoding: 'utf8', env });
+  if (found.error) throw new Error(`could not start ${python} to look for weights in the Hugging Face and torch hub caches: ${found.error.message}`);
+  if (found.status !== 0) throw new Error(`looking for weights in the Hugging Face and torch hub caches failed: ${found.stderr.trim()}`);
+  return cachedWeights.parse(JSON.parse(found.stdout));
+}
+
 function mustExist(file: string, option: string): string {
   const resolved = path.resolve(file);
   if (!existsSync(resolved)) throw new UsageError(`${option} ${file}: no such file or folder`);
@@ -43,17 +63,19 @@ export function resolveWeights(request: WeightRequest, env: NodeJS.ProcessEnv = 
 
   const dir = weightsDir(env);
   const missing: string[] = [];
-  const find = (given: string | null, candidates: string[], what: string, optional = false): string | null => {
+  let inCaches: CachedWeights | null = null; // asked once, and only when the weights folder lacks something
+  const find = (given: string | null, candidates: string[], what: string, cached: keyof CachedWeights | null, optional = false): string | null => {
     if (given) return given;
-    const found = candidates.map((c) => path.join(dir, c)).find((c) => existsSync(c));
-    if (!found && !optional) missing.push(`${what}: ${candidates.map((c) => path.join(dir, c)).join(' or ')}`);
+    const places = candidates.map((c) => path.join(dir, c));
+    const found = places.find((c) => existsSync(c)) ?? (cached ? ((inCaches ??= findCachedWeights(env))[cached].found ?? undefined) : undefined);
+    if (!found && !optional) missing.push(`${what}: ${[...places, ...(cached ? inCaches![cached].searched : [])].join(' or ')}`);
     return found ?? null;
   };
   const optional = request.embeddersOptional ?? false;
   const weights: WeightPaths = {
-    classifier: find(explicit.classifier, [`${request.modelType}_model.pth`], `VirNucPro classifier (${request.modelType} bp, from the VirNucPro repository)`),
-    esm2: find(explicit.esm2, ['esm2_t36_3B_UR50D.pt', 'esm2_t36_3B_UR50D'], 'ESM-2 3B (fair-esm esm2_t36_3B_UR50D.pt, or the Hugging Face facebook/esm2_t36_3B_UR50D folder)', optional),
-    dnabert: find(explicit.dnabert, ['DNABERT-S'], 'DNABERT-S (the Hugging Face zhihan1996/DNABERT-S folder)', optional),
+    classifier: find(explicit.classifier, [`${request.modelType}_model.pth`], `VirNucPro classifier (${request.modelType} bp, from the VirNucPro repository)`, null),
+    esm2: find(explicit.esm2, ['esm2_t36_3B_UR50D.pt', 'esm2_t36_3B_UR50D'], 'ESM-2 3B (fair-esm esm2_t36_3B_UR50D.pt, or the Hugging Face facebook/esm2_t36_3B_UR50D folder)', 'esm2', optional),
+    dnabert: find(explicit.dnabert, ['DNABERT-S'], 'DNABERT-S (the Hugging Face zhihan1996/DNABERT-S folder)', 'dnabert', optional),
   };
   if (missing.length > 0) {
     throw new UsageError(

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from virnucpro_runtime.shards import write_frames  # noqa: E402
+from virnucpro_runtime.shards import FrameKeys, write_frames  # noqa: E402
 
 VIRAL = ["lambda_virus.fa.gz", "dwv.fasta.gz", "vdv1.fasta.gz", "Acinetobacter_phage.fasta.gz"]
 BACTERIAL = ["Klebs_HS11286.fna.xz"]
@@ -118,7 +118,7 @@ def main() -> int:
     args = parser.parse_args()
 
     size = args.read_length
-    ids, records, nucleotides, proteins = [], [], [], []
+    ids, records, chunks, nucleotides, proteins = [], [], [], [], []
     read_index = 0
     reads = cut_reads(args.data, size, args.seed)
     while len(ids) < args.frames:
@@ -128,11 +128,12 @@ def main() -> int:
             for frame_id, nucleotide, protein in kept_frames(f"{record_id}_chunk_{k}", read[begin:end]):
                 ids.append(frame_id)
                 records.append(read_index)
+                chunks.append(k - 1)
                 nucleotides.append(nucleotide)
                 proteins.append(protein)
         read_index += 1
     n = args.frames
-    marker = write_frames(args.out, ids[:n], records[:n], nucleotides[:n], proteins[:n])
+    marker = write_frames(args.out, FrameKeys.of(ids[:n], records[:n], chunks[:n]), nucleotides[:n], proteins[:n])
     lengths = np.array([len(p) for p in proteins[:n]])
     print(f"{n} frames from {read_index} reads ({n / read_index:.2f} kept frames per read); "
           f"protein length median {np.median(lengths):.0f}, {np.mean(lengths == lengths.max()):.0%} at the maximum {lengths.max()}; "

@@ -26,7 +26,7 @@ def small_shard(tmp_path_factory):
     rows = rng.permutation(len(full))[:24]
     proteins = [full.proteins[r] if i % 4 else full.proteins[r][: 10 + i] for i, r in enumerate(rows)]
     path = tmp_path_factory.mktemp("shard") / "frames-00000.arrow"
-    shards.write_frames(path, [full.frame_ids[r] for r in rows], list(range(24)), [full.nucleotides[r] for r in rows], proteins)
+    shards.write_frames(path, full.keys.take(rows), [full.nucleotides[r] for r in rows], proteins)
     return path
 
 
@@ -53,7 +53,10 @@ def test_fast_path_matches_the_originals_way_row_by_row(models, small_shard):
     assert figures["virus_score_diff_max"] < 1e-4 and figures["label_agreement"] == 1.0
     low, _, high = figures["reference_virus_score_quartiles"]
     assert high - low > 0.1, "the synthetic classifier should spread scores"
-    assert out.frame_ids == shard.frame_ids
+    # The frames' identity comes out as it went in, for the output writers to join on.
+    assert out.keys.frame_ids == shard.frame_ids
+    assert out.keys.record_index.tolist() == shard.keys.record_index.tolist()
+    assert out.keys.chunk_index.tolist() == shard.keys.chunk_index.tolist()
 
 
 def test_same_shard_twice_gives_bit_identical_scores(models, small_shard):
@@ -144,7 +147,7 @@ def test_imported_embeddings_are_used_as_given_and_only_the_rest_is_computed(mod
     dnabert = [None if i in (3, 17) else given_dnabert[i] for i in range(24)]
     esm2 = [given_esm2[i] if i % 3 == 0 else None for i in range(24)]
     path = tmp_path / "frames-00000.arrow"
-    shards.write_frames(path, shard.frame_ids, list(range(24)), shard.nucleotides, shard.proteins, {"dnabert": dnabert, "esm2": esm2})
+    shards.write_frames(path, shard.keys, shard.nucleotides, shard.proteins, {"dnabert": dnabert, "esm2": esm2})
     prepared = fast.prepare(path)
     assert sorted(np.concatenate(prepared.dnabert_plan).tolist()) == [3, 17]
     assert sorted(np.concatenate(prepared.esm2_plan).tolist()) == [i for i in range(24) if i % 3]

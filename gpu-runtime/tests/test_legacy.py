@@ -20,9 +20,13 @@ N, PER_FILE, SHARD = 30, 10, 12  # 3 legacy files of 10 frames, our shards of 12
 
 
 @pytest.fixture(scope="module")
-def frames():
-    full = shards.read_frames(BENCH_FRAMES)
-    return [(full.frame_ids[i], full.nucleotides[i], full.proteins[i]) for i in range(N)]
+def full_shard():
+    return shards.read_frames(BENCH_FRAMES)
+
+
+@pytest.fixture(scope="module")
+def frames(full_shard):
+    return [(full_shard.frame_ids[i], full_shard.nucleotides[i], full_shard.proteins[i]) for i in range(N)]
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +37,14 @@ def vectors(frames):
 
 
 @pytest.fixture
-def run_dir(tmp_path, frames):
+def run_dir(tmp_path, frames, full_shard):
     """Our preparation of the input: the reads file and frame shards of SHARD rows."""
     work = tmp_path / "work"
     paths = []
     for s in range(0, N, SHARD):
         part = frames[s:s + SHARD]
         path = work / f"frames-{s // SHARD:05d}.arrow"
-        shards.write_frames(path, [f for f, _, _ in part], [0] * len(part), [n for _, n, _ in part], [p for _, _, p in part])
+        shards.write_frames(path, full_shard.keys.take(range(s, s + len(part))), [n for _, n, _ in part], [p for _, _, p in part])
         paths.append(str(path))
     reads = tmp_path / "data" / "sample.fasta"
     reads.parent.mkdir()
@@ -79,9 +83,12 @@ def test_a_complete_original_run_scores_every_shard_without_any_embedding_model(
     assert _problems(reply) == {}
     assert all(s["result"] is not None and s["frames"] is None for s in reply["shards"])
     classifier = load_classifier(synthetic.cached_checkpoints("tiny")["classifier"])
-    for shard in reply["shards"]:
+    for path, shard in zip(run_dir["shards"], reply["shards"]):
         table = shards.read_results(shard["result"]["path"])
         ids = table.column("frame_id").to_pylist()
+        keys = shards.read_frames(path).keys
+        assert ids == keys.frame_ids and table.column("record_index").to_pylist() == keys.record_index.tolist()
+        assert table.column("chunk_index").to_pylist() == keys.chunk_index.tolist()
         dnabert = np.stack([vectors[0][f] for f in ids])
         esm2 = np.stack([vectors[1][f] for f in ids])
         expected = classify(classifier, torch.from_numpy(dnabert), torch.from_numpy(esm2)).numpy()

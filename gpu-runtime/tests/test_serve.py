@@ -56,7 +56,7 @@ def shard(tmp_path_factory):
     full = shards.read_frames(REPO / "bench/data/frames_500bp.arrow")
     path = tmp_path_factory.mktemp("serve") / "frames-00000.arrow"
     n = 24
-    shards.write_frames(path, full.frame_ids[:n], list(range(n)), full.nucleotides[:n], [p[:60] for p in full.proteins[:n]])
+    shards.write_frames(path, full.keys.take(range(n)), full.nucleotides[:n], [p[:60] for p in full.proteins[:n]])
     return path
 
 
@@ -66,7 +66,7 @@ def long_shard(tmp_path_factory):
     full = shards.read_frames(REPO / "bench/data/frames_500bp.arrow")
     path = tmp_path_factory.mktemp("serve-long") / "frames-00000.arrow"
     n = 2000
-    shards.write_frames(path, full.frame_ids[:n], list(range(n)), full.nucleotides[:n], full.proteins[:n])
+    shards.write_frames(path, full.keys.take(range(n)), full.nucleotides[:n], full.proteins[:n])
     return path
 
 
@@ -85,7 +85,10 @@ def test_load_run_and_shutdown(runtime, shard, tmp_path):
     assert result["ok"], result
     assert result["result"]["frames"] == 24 and result["result"]["sha256"] == shards.verify_marker(out)["sha256"]
     table = shards.read_results(out)
-    assert table.column("frame_id").to_pylist() == shards.read_frames(shard).frame_ids
+    keys = shards.read_frames(shard).keys
+    assert table.column("frame_id").to_pylist() == keys.frame_ids
+    assert table.column("record_index").to_pylist() == keys.record_index.tolist()
+    assert table.column("chunk_index").to_pylist() == keys.chunk_index.tolist()
     scores = np.stack([table.column("score_others").to_numpy(), table.column("score_virus").to_numpy()], 1)
     np.testing.assert_allclose(scores.sum(1), 1.0, rtol=1e-5)
     assert any(e.get("event") == "progress" and e["id"] == "r1" and e["frames_done"] == 24 for e in runtime.events)

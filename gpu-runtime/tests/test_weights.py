@@ -9,7 +9,11 @@ import types
 import pytest
 import torch
 
-from virnucpro_runtime import weights
+import json
+import os
+import subprocess
+
+from virnucpro_runtime import weight_caches, weights
 from virnucpro_runtime.models.esm2 import ESM2, ESM2Config
 from virnucpro_runtime.synthetic import esm2_fair_esm_state, randomize_, write_esm2_fair_esm
 from virnucpro_runtime.weights_pickle import CheckpointError
@@ -54,6 +58,25 @@ def test_hf_hub_cache_snapshot_is_found(clean_caches):
     dnabert.mkdir(parents=True)
     (dnabert / "config.json").write_text("{}")
     assert weights.resolve_dnabert_s(None) == dnabert
+
+
+def test_find_weights_tells_predict_what_the_caches_hold_without_importing_torch(clean_caches):
+    torch_file = clean_caches / "torch" / "hub" / "checkpoints" / "esm2_t36_3B_UR50D.pt"
+    torch_file.parent.mkdir(parents=True)
+    torch_file.write_bytes(b"")
+    dnabert = clean_caches / "hf" / "hub" / "models--zhihan1996--DNABERT-S" / "snapshots" / "fedcba9"
+    dnabert.mkdir(parents=True)
+    (dnabert / "config.json").write_text("{}")
+    code = "import runpy, sys; sys.argv = ['virnucpro_runtime', 'find-weights']; runpy.run_module('virnucpro_runtime', run_name='__main__')"
+    answer = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], env=os.environ.copy(), capture_output=True, text=True, check=True
+    )
+    assert json.loads(answer.stdout) == weight_caches.describe() == {
+        "esm2": {"found": str(torch_file), "searched": [str(clean_caches / "hf" / "hub" / "models--facebook--esm2_t36_3B_UR50D" / "snapshots"), str(torch_file)]},
+        "dnabert": {"found": str(dnabert), "searched": [str(dnabert.parent)]},
+    }
+    imported = {line.rsplit("|", 1)[-1].strip() for line in answer.stderr.splitlines()}
+    assert "torch" not in imported, "find-weights must answer without importing torch"
 
 
 def test_torch_hub_checkpoint_is_found_and_loads(clean_caches):

@@ -1,4 +1,4 @@
-"""``python -m virnucpro_runtime <command>``: serve (the resident runtime), bench, embed, import-legacy.
+"""``python -m virnucpro_runtime <command>``: serve (the resident runtime), bench, embed, import-legacy, find-weights.
 
 Each command registers a (configure, run) pair; run imports its module lazily so that
 ``serve`` starts without loading benchmark code, and the allocator setting below is in
@@ -73,20 +73,38 @@ def _run_import_legacy(args: argparse.Namespace) -> int:
     return legacy.main(args.request)
 
 
+def _configure_find_weights(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _run_find_weights(args: argparse.Namespace) -> int:
+    import json
+
+    from . import weight_caches  # no torch: predict asks this before a run starts
+
+    print(json.dumps(weight_caches.describe()))
+    return 0
+
+
 COMMANDS = {
     "serve": ("run the resident runtime (JSON lines on stdin/stdout)", _configure_serve, _run_serve),
     "bench": ("benchmark ESM-2/DNABERT-S throughput and parity (full-size random weights)", _configure_bench, _run_bench),
     "embed": ("embed a FASTA or frame shard with ESM-2 and/or DNABERT-S into Parquet", _configure_embed, _run_embed),
     "import-legacy": ("import the embeddings an earlier VirNucPro or virnucpro-broad run left (or --find them)", _configure_import_legacy, _run_import_legacy),
+    "find-weights": ("the ESM-2 and DNABERT-S weights in the Hugging Face and torch hub caches, as JSON", _configure_find_weights, _run_find_weights),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m virnucpro_runtime")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure, run) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text)
-        configure(command_parser)
+        # Configuring a command may import its module (bench imports torch): only the one asked
+        # for, so that the quick questions predict asks (find-weights, import-legacy --find) stay quick.
+        if argv[:1] == [name]:
+            configure(command_parser)
         command_parser.set_defaults(run=run)
     args = parser.parse_args(argv)
     return args.run(args)

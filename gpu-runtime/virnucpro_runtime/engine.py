@@ -74,7 +74,7 @@ class EngineOOM(Exception):
 @dataclass(frozen=True)
 class PreparedShard:
     path: str
-    frame_ids: list[str]
+    keys: shards.FrameKeys
     esm2_tokens: tokenizers.TokenizedSet
     dnabert_tokens: tokenizers.TokenizedSet
     esm2_plan: list[np.ndarray]
@@ -88,12 +88,12 @@ class PreparedShard:
         return int(sum(int(tokens.lengths[rows].sum()) for rows in plan))
 
     def __len__(self) -> int:
-        return len(self.frame_ids)
+        return len(self.keys)
 
 
 @dataclass
 class RunOutput:
-    frame_ids: list[str]
+    keys: shards.FrameKeys
     scores: np.ndarray  # float32 [N, 2]: P(others), P(virus)
     dnabert: np.ndarray | None
     esm2: np.ndarray | None
@@ -240,7 +240,7 @@ class Engine:
         esm2_rows, dnabert_rows = (_rows_to_compute(len(shard), shard.imported.get(model)) for model in ("esm2", "dnabert"))
         return PreparedShard(
             path=str(shard_path),
-            frame_ids=shard.frame_ids,
+            keys=shard.keys,
             esm2_tokens=esm2_tokens,
             dnabert_tokens=dnabert_tokens,
             esm2_plan=[esm2_rows[b] for b in packing.plan_packed(esm2_tokens.lengths[esm2_rows], self.esm2_budget)],
@@ -307,7 +307,7 @@ class Engine:
                 torch.cuda.empty_cache()  # between shards, hand fragmented blocks back
         progress.snapshot()
         return RunOutput(
-            frame_ids=prepared.frame_ids,
+            keys=prepared.keys,
             scores=host[0].numpy(),
             dnabert=host[1].numpy() if embeddings else None,
             esm2=host[2].numpy() if embeddings else None,

@@ -311,7 +311,8 @@ def import_into_shards(request: dict, say=lambda message: None) -> dict:
     replies = []
     for path, table in zip(request["shards"], frames.tables):
         name = Path(path).name.removeprefix("frames-").removesuffix(".arrow")
-        ids = table.column("frame_id").to_pylist()
+        keys = shards.FrameKeys.from_table(table, Path(path))
+        ids = keys.frame_ids
         columns = {model: [found.vectors[model].get(i) for i in ids] for model in EMBEDDING_WIDTHS}
         counts = {model: sum(v is not None for v in vectors) for model, vectors in columns.items()}
         reply = {"rows": len(ids), "imported": counts, "frames": None, "result": None}
@@ -321,7 +322,7 @@ def import_into_shards(request: dict, say=lambda message: None) -> dict:
             scores = classifier.scores(dnabert, esm2)
             keep = request.get("embeddings", False)
             marker = shards.write_table_atomically(
-                out_dir / f"results-{name}.arrow", shards.results_table(ids, scores, dnabert if keep else None, esm2 if keep else None)
+                out_dir / f"results-{name}.arrow", shards.results_table(keys, scores, dnabert if keep else None, esm2 if keep else None)
             )
             reply["result"] = {"path": str(out_dir / marker["file"]), "rows": marker["rows"], "bytes": marker["bytes"],
                                "sha256": marker["sha256"], "seconds": round(time.perf_counter() - started, 3)}

@@ -245,13 +245,13 @@ class Server:
         self._send_progress(job, progress)  # at once: the shard has started
         output = self.engine.run(prepared, embeddings=bool(args.get("embeddings", False)), progress=progress, cancel=job.cancel)
         self._send_progress(job, progress)
-        table = shards.results_table(output.frame_ids, output.scores, output.dnabert, output.esm2)
+        table = shards.results_table(output.keys, output.scores, output.dnabert, output.esm2)
         marker = shards.write_table_atomically(args["out"], table)
         shards.write_telemetry(args["out"], job.telemetry)
         with self._rate_lock:
-            self._rate.run_finished(len(output.frame_ids), output.esm2_tokens)
+            self._rate.run_finished(len(output.keys), output.esm2_tokens)
         return {
-            "frames": len(output.frame_ids),
+            "frames": len(output.keys),
             "out": os.path.abspath(args["out"]),
             "sha256": marker["sha256"],
             "bytes": marker["bytes"],

@@ -38,25 +38,77 @@ class Imported:
     values: np.ndarray  # float32 [len(rows), width]
 
 
+# The columns that identify a frame, in the frame shard and in its result alike.
+KEY_FIELDS = (("frame_id", pa.utf8()), ("record_index", pa.uint32()), ("chunk_index", pa.uint32()))
+
+
+@dataclass(frozen=True)
+class FrameKeys:
+    """What identifies each frame: its id as the original names it, and the input record and
+    chunk (0-based) it was cut from. Read from the frame shard and written into its result as
+    they are, so that the output writers join on them instead of taking ids apart."""
+
+    frame_ids: list[str]
+    record_index: np.ndarray  # uint32
+    chunk_index: np.ndarray  # uint32
+
+    def __post_init__(self) -> None:
+        assert len(self.frame_ids) == len(self.record_index) == len(self.chunk_index)
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    @classmethod
+    def of(cls, frame_ids, record_index, chunk_index) -> "FrameKeys":
+        return cls(list(frame_ids), np.asarray(record_index, dtype=np.uint32), np.asarray(chunk_index, dtype=np.uint32))
+
+    @classmethod
+    def from_table(cls, table: pa.Table, path: Path) -> "FrameKeys":
+        for name, kind in KEY_FIELDS:
+            if name not in table.column_names:
+                raise ShardError(f"{path}: column {name!r} is missing")
+            found = table.schema.field(name).type
+            if found != kind and not (kind == pa.utf8() and pa.types.is_large_string(found)):
+                raise ShardError(f"{path}: column {name!r} must be {kind}, found {found}")
+            if table.column(name).null_count:
+                raise ShardError(f"{path}: column {name!r} has null values")
+        return cls.of(table.column("frame_id").to_pylist(), table.column("record_index").to_numpy(), table.column("chunk_index").to_numpy())
+
+    def take(self, rows) -> "FrameKeys":
+        rows = np.asarray(rows, dtype=np.int64)
+        return FrameKeys([self.frame_ids[r] for r in rows], self.record_index[rows], self.chunk_index[rows])
+
+    def columns(self) -> dict[str, pa.Array]:
+        return {
+            "frame_id": pa.array(self.frame_ids, pa.utf8()),
+            "record_index": pa.array(self.record_index, pa.uint32()),
+            "chunk_index": pa.array(self.chunk_index, pa.uint32()),
+        }
+
+
 @dataclass(frozen=True)
 class FrameShard:
-    frame_ids: list[str]
+    keys: FrameKeys
     nucleotides: list[str]
     proteins: list[str]
     # "dnabert" / "esm2" -> what was imported for that model (frames v2 columns); absent: none.
     imported: dict[str, Imported] = field(default_factory=dict)
 
+    @property
+    def frame_ids(self) -> list[str]:
+        return self.keys.frame_ids
+
     def __len__(self) -> int:
-        return len(self.frame_ids)
+        return len(self.keys)
 
 
 def frames_schema(imported: tuple[str, ...] = ()) -> pa.Schema:
-    fields = [("frame_id", pa.utf8()), ("record_index", pa.uint32()), ("nucleotide", pa.utf8()), ("protein", pa.utf8())]
+    fields = [*KEY_FIELDS, ("nucleotide", pa.utf8()), ("protein", pa.utf8())]
     fields += [pa.field(name, pa.list_(pa.float32(), EMBEDDING_WIDTHS[name]), nullable=True) for name in imported]
     return pa.schema(fields, metadata=formats.metadata(formats.FRAMES))
 
 
-def _read_table(path: Path, expected: dict) -> pa.Table:
+def _read_table(path: Path, expected: dict, **context) -> pa.Table:
     try:
         with pa.memory_map(str(path)) as source:
             table = ipc.open_file(source).read_all()
@@ -65,7 +117,7 @@ def _read_table(path: Path, expected: dict) -> pa.Table:
     except pa.ArrowInvalid as exc:
         raise ShardError(f"{path}: not an Arrow IPC file ({exc})") from None
     try:
-        return formats.upgraded(table, expected, path)
+        return formats.upgraded(table, expected, path, **context)
     except formats.FormatError as exc:
         raise ShardError(str(exc)) from None
 
@@ -90,7 +142,8 @@ def read_frames_table(path: str | os.PathLike) -> pa.Table:
 def read_frames(path: str | os.PathLike) -> FrameShard:
     path = Path(path)
     table = read_frames_table(path)
-    for name in ("frame_id", "nucleotide", "protein"):
+    keys = FrameKeys.from_table(table, path)
+    for name in ("nucleotide", "protein"):
         if name not in table.column_names:
             raise ShardError(f"{path}: column {name!r} is missing")
         if not pa.types.is_string(table.schema.field(name).type) and not pa.types.is_large_string(table.schema.field(name).type):
@@ -103,19 +156,18 @@ def read_frames(path: str | os.PathLike) -> FrameShard:
         raise ShardError(f"{path}: row {empty[0]} has an empty protein (kept frames are never empty)")
     imported = {name: found for name in EMBEDDING_WIDTHS if (found := _imported_column(table, name, path)) is not None}
     return FrameShard(
-        frame_ids=table.column("frame_id").to_pylist(),
+        keys=keys,
         nucleotides=table.column("nucleotide").to_pylist(),
         proteins=proteins,
         imported=imported,
     )
 
 
-def frames_table(frame_ids, record_indices, nucleotides, proteins, imported: dict[str, list] | None = None) -> pa.Table:
+def frames_table(keys: FrameKeys, nucleotides, proteins, imported: dict[str, list] | None = None) -> pa.Table:
     """A frame shard; ``imported`` maps "dnabert"/"esm2" to one vector (or None) per frame."""
     imported = imported or {}
     columns = {
-        "frame_id": pa.array(frame_ids, pa.utf8()),
-        "record_index": pa.array(record_indices, pa.uint32()),
+        **keys.columns(),
         "nucleotide": pa.array(nucleotides, pa.utf8()),
         "protein": pa.array(proteins, pa.utf8()),
     }
@@ -124,9 +176,9 @@ def frames_table(frame_ids, record_indices, nucleotides, proteins, imported: dic
     return pa.table(columns, schema=frames_schema(tuple(imported)))
 
 
-def write_frames(path: str | os.PathLike, frame_ids, record_indices, nucleotides, proteins, imported: dict[str, list] | None = None) -> dict:
+def write_frames(path: str | os.PathLike, keys: FrameKeys, nucleotides, proteins, imported: dict[str, list] | None = None) -> dict:
     """Write a frame shard (prepare writes them in TypeScript; this is for imports, benchmarks and tests)."""
-    return write_table_atomically(path, frames_table(frame_ids, record_indices, nucleotides, proteins, imported))
+    return write_table_atomically(path, frames_table(keys, nucleotides, proteins, imported))
 
 
 # What the runtime measured while it computed a shard, once a second, beside its result as
@@ -145,10 +197,11 @@ def write_telemetry(result: str | os.PathLike, rows: list) -> None:
     write_bytes_atomically(telemetry_path(result), json.dumps({"columns": TELEMETRY_COLUMNS, "rows": rows}, separators=(",", ":")).encode())
 
 
-def results_table(frame_ids: list[str], scores: np.ndarray, dnabert: np.ndarray | None, esm2: np.ndarray | None) -> pa.Table:
-    """``scores`` is [N, 2] float32 softmax (others, virus); embeddings [N, 768] / [N, 2560]."""
+def results_table(keys: FrameKeys, scores: np.ndarray, dnabert: np.ndarray | None, esm2: np.ndarray | None) -> pa.Table:
+    """``keys``: the shard's frames, in its order; ``scores`` [N, 2] float32 softmax (others,
+    virus); embeddings [N, 768] / [N, 2560]."""
     columns = {
-        "frame_id": pa.array(frame_ids, pa.utf8()),
+        **keys.columns(),
         "score_others": pa.array(np.ascontiguousarray(scores[:, 0], dtype=np.float32)),
         "score_virus": pa.array(np.ascontiguousarray(scores[:, 1], dtype=np.float32)),
     }
@@ -166,8 +219,10 @@ def _fixed_list(matrix: np.ndarray, width: int) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), width)
 
 
-def read_results(path: str | os.PathLike) -> pa.Table:
-    return _read_table(Path(path), formats.RESULTS)
+def read_results(path: str | os.PathLike, record_index_of: dict[str, int] | None = None) -> pa.Table:
+    """A shard result as the current version's table; one of version 1 needs the records
+    table's record id -> record_index (``record_index_of``) to be upgraded."""
+    return _read_table(Path(path), formats.RESULTS, record_index_of=record_index_of)
 
 
 def write_table_atomically(path: str | os.PathLike, table: pa.Table) -> dict:

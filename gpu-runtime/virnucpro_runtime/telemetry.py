@@ -104,13 +104,3 @@ class UtilizationSampler:
     @property
     def mean(self) -> float | None:
         return sum(self.samples) / len(self.samples) if self.samples else None
-
-
-class Stopwatch:
-    """Wall time since construction, for rates in progress events."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start

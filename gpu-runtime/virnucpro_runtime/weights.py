@@ -18,12 +18,9 @@ model or shape fails with a `CheckpointError` naming the file, the key and the s
 With a `cache` (weights_cache.WeightsCache), the converted weights are written once to the
 state directory and taken from there on later loads.
 
-Cache look-up order: explicit path; Hugging Face hub cache ($HF_HUB_CACHE, else
-$HF_HOME/hub, else ~/.cache/huggingface/hub) `models--<org>--<name>/snapshots/*/`; for
-ESM-2 also the torch hub cache ($TORCH_HOME, else $XDG_CACHE_HOME/torch, else
-~/.cache/torch) `hub/checkpoints/esm2_t36_3B_UR50D.pt`. When nothing is found and
-`huggingface_hub` is importable and HF_HUB_OFFLINE is unset, a download is attempted;
-otherwise `WeightsNotFound` says which file is missing and where to put it.
+Look-up order: explicit path; the standard caches (weight_caches.py, which `predict` asks
+too). When nothing is found and `huggingface_hub` is importable and HF_HUB_OFFLINE is unset, a
+download is attempted; otherwise `WeightsNotFound` says which file is missing and where to put it.
 """
 
 from __future__ import annotations
@@ -38,15 +35,12 @@ from pathlib import Path
 import torch
 
 from .state import code_digest
+from .weight_caches import DNABERT_HUB_REPO, ESM2_HUB_REPO, ESM2_TORCH_HUB_FILE, cached, hf_hub_cache, torch_hub_checkpoints
 
 from .models.dnabert_s import DNABERTS, DNABERTSConfig
 from .models.esm2 import ESM2, ESM2Config
 from .tokenizers import DnaTokenizer
 from .weights_pickle import CheckpointError, PickledObject, check_state, restricted_load
-
-ESM2_HUB_REPO = "facebook/esm2_t36_3B_UR50D"
-ESM2_TORCH_HUB_FILE = "esm2_t36_3B_UR50D.pt"
-DNABERT_HUB_REPO = "zhihan1996/DNABERT-S"
 
 # Head counts of the published ESM-2 models, by (layers, embed dim): a fair-esm state dict
 # carries every other size in its tensor shapes.
@@ -55,26 +49,6 @@ _ESM2_PUBLISHED_HEADS = {(6, 320): 20, (12, 480): 20, (30, 640): 20, (33, 1280):
 
 class WeightsNotFound(FileNotFoundError):
     pass
-
-
-def _hf_hub_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    hf_home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
-    return Path(hf_home) / "hub"
-
-
-def _torch_hub_checkpoints() -> Path:
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
-    )
-    return Path(torch_home) / "hub" / "checkpoints"
-
-
-def _hub_snapshot(repo: str) -> Path | None:
-    snapshots = _hf_hub_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
-    found = sorted(p for p in snapshots.glob("*") if (p / "config.json").is_file()) if snapshots.is_dir() else []
-    return found[-1] if found else None
 
 
 def _try_download(repo: str) -> Path | None:
@@ -91,17 +65,16 @@ def resolve_esm2(path: str | Path | None) -> Path:
     """An ESM-2 weights file or directory: `path` when given, else the caches."""
     if path is not None:
         return _existing(path, "ESM-2 weights")
-    candidates = [_hub_snapshot(ESM2_HUB_REPO), _torch_hub_checkpoints() / ESM2_TORCH_HUB_FILE]
-    for candidate in candidates:
-        if candidate is not None and candidate.exists():
-            return candidate
+    found = cached("esm2")
+    if found is not None:
+        return found
     downloaded = _try_download(ESM2_HUB_REPO)
     if downloaded is not None:
         return downloaded
     raise WeightsNotFound(
         f"ESM-2 3B weights not found. Pass --esm2-weights, or put the fair-esm file "
-        f"{ESM2_TORCH_HUB_FILE} in {_torch_hub_checkpoints()}, or the Hugging Face model "
-        f"{ESM2_HUB_REPO} in {_hf_hub_cache()} (huggingface-cli download {ESM2_HUB_REPO})."
+        f"{ESM2_TORCH_HUB_FILE} in {torch_hub_checkpoints()}, or the Hugging Face model "
+        f"{ESM2_HUB_REPO} in {hf_hub_cache()} (huggingface-cli download {ESM2_HUB_REPO})."
     )
 
 
@@ -109,12 +82,12 @@ def resolve_dnabert_s(path: str | Path | None) -> Path:
     """A DNABERT-S model directory: `path` when given, else the Hugging Face cache."""
     if path is not None:
         return _existing(path, "DNABERT-S weights")
-    candidate = _hub_snapshot(DNABERT_HUB_REPO) or _try_download(DNABERT_HUB_REPO)
+    candidate = cached("dnabert") or _try_download(DNABERT_HUB_REPO)
     if candidate is not None:
         return candidate
     raise WeightsNotFound(
         f"DNABERT-S weights not found. Pass --dnabert-weights DIR (config.json, pytorch_model.bin, "
-        f"tokenizer.json), or put the Hugging Face model {DNABERT_HUB_REPO} in {_hf_hub_cache()} "
+        f"tokenizer.json), or put the Hugging Face model {DNABERT_HUB_REPO} in {hf_hub_cache()} "
         f"(huggingface-cli download {DNABERT_HUB_REPO})."
     )
 

@@ -29,6 +29,7 @@ export async function writeFrameShard(file: string, frames: number, seed = 1): P
   const table = new Table({
     frame_id: vectorFromArray(ids, new Utf8()),
     record_index: vectorFromArray(records, new Uint32()),
+    chunk_index: vectorFromArray(records.map(() => 0), new Uint32()),
     nucleotide: vectorFromArray(nucleotides, new Utf8()),
     protein: vectorFromArray(proteins, new Utf8()),
   });

@@ -16,7 +16,7 @@ const scoresOnly = { embeddings: false };
 
 async function scores(file: string): Promise<number[]> {
   const out: number[] = [];
-  for await (const frame of readFrameScores(file)) out.push(frame.scoreOthers, frame.scoreVirus);
+  for await (const frame of readFrameScores(file, [])) out.push(frame.scoreOthers, frame.scoreVirus);
   return out;
 }
 

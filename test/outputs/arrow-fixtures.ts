@@ -29,15 +29,23 @@ export function writeRecordsTable(file: string, rows: RecordRow[]): void {
 
 export interface ScoreRow {
   frameId: string;
+  recordIndex: number;
+  chunkIndex: number;
   scoreOthers: number;
   scoreVirus: number;
 }
 
-export function writeResultsTable(file: string, rows: ScoreRow[]): void {
+/** A shard result of the current version, or as version 1 wrote it (no record_index / chunk_index). */
+export function writeResultsTable(file: string, rows: ScoreRow[], version = TABLES.results.version): void {
+  const keys = {
+    record_index: vectorFromArray(rows.map((r) => r.recordIndex), new Uint32()),
+    chunk_index: vectorFromArray(rows.map((r) => r.chunkIndex), new Uint32()),
+  };
   const table = new Table({
     frame_id: vectorFromArray(rows.map((r) => r.frameId), new Utf8()),
+    ...(version === 1 ? {} : keys),
     score_others: makeVector(Float32Array.from(rows.map((r) => r.scoreOthers))),
     score_virus: makeVector(Float32Array.from(rows.map((r) => r.scoreVirus))),
   });
-  writeFileSync(file, tableToIPC(withFormat(table, TABLES.results), 'file'));
+  writeFileSync(file, tableToIPC(withFormat(table, { ...TABLES.results, version }), 'file'));
 }

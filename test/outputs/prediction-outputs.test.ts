@@ -11,6 +11,8 @@ import {
   SUMMARY_FILE,
   writePredictionOutputs,
 } from '../../activities/outputs/prediction-outputs';
+import { readFrameScores } from '../../activities/outputs/tables';
+import { TABLES } from '../../activities/formats';
 import { RecordRow, ScoreRow, writeRecordsTable, writeResultsTable } from './arrow-fixtures';
 import { python, repoRoot } from './python';
 
@@ -42,15 +44,17 @@ const FRAMES = ['F1', 'F2', 'F3', 'R1', 'R2', 'R3'];
 function scenario(): { records: RecordRow[]; shards: ScoreRow[][] } {
   const ids = ['zeta', 'Alpha', 'read_chunk_7', 'caf\u00e9', '\u{1D538}astral', '\uFF21wide', 'alpha10', 'alpha9', 'empty'];
   const records = ids.map((id, i) => ({ recordId: id, originalId: i === 1 ? 'Alpha' : id, length: 300 + 97 * i, chunks: 1 + (i % 3) }));
-  const frames: string[] = [];
-  for (const record of records) {
+  const frames: Array<Pick<ScoreRow, 'frameId' | 'recordIndex' | 'chunkIndex'>> = [];
+  for (const [recordIndex, record] of records.entries()) {
     if (record.recordId === 'empty') continue; // a record none of whose frames survived
     for (let k = 1; k <= record.chunks; k++) {
-      for (const [f, frame] of FRAMES.entries()) if ((k + f + record.length) % 3 !== 0) frames.push(`${record.recordId}_chunk_${k}${frame}`);
+      for (const [f, frame] of FRAMES.entries()) {
+        if ((k + f + record.length) % 3 !== 0) frames.push({ frameId: `${record.recordId}_chunk_${k}${frame}`, recordIndex, chunkIndex: k - 1 });
+      }
     }
   }
   const scores = scoresFor(frames.length, 42);
-  const rows = frames.map((frameId, i) => ({ frameId, scoreOthers: scores[i][0], scoreVirus: scores[i][1] }));
+  const rows = frames.map((frame, i) => ({ ...frame, scoreOthers: scores[i][0], scoreVirus: scores[i][1] }));
   return { records, shards: [rows.slice(0, 20), rows.slice(20)] };
 }
 
@@ -83,13 +87,13 @@ describe('outputs: prediction files', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  function writeInputs(): { recordsPath: string; resultPaths: string[] } {
+  function writeInputs(resultsVersion = TABLES.results.version): { recordsPath: string; resultPaths: string[] } {
     const { records, shards } = scenario();
     const recordsPath = path.join(dir, 'records.arrow');
     writeRecordsTable(recordsPath, records);
     const resultPaths = shards.map((rows, i) => {
       const file = path.join(dir, `results-${String(i).padStart(5, '0')}.arrow`);
-      writeResultsTable(file, rows);
+      writeResultsTable(file, rows, resultsVersion);
       return file;
     });
     return { recordsPath, resultPaths };
@@ -113,6 +117,56 @@ describe('outputs: prediction files', () => {
     assert.ok(lines.some((l) => /e-\d\d/.test(l)), 'the scenario includes scores printed in exponent form');
     assert.deepEqual(readdirSync(outDir).sort(), [PREDICTION_FILE, HIGHEST_SCORE_FILE, SUMMARY_FILE].sort());
     assert.equal(result.calls.no_frames, 1);
+  });
+
+  it('groups frames by the record and chunk they carry, not by their ids', async () => {
+    // Frame ids the writer could not take apart: the chunk id is still the id minus its last
+    // two characters (the original's Modified_ID), but record and chunk come from the columns.
+    const recordsPath = path.join(dir, 'records.arrow');
+    writeRecordsTable(recordsPath, [
+      { recordId: 'a', length: 600, chunks: 2 },
+      { recordId: 'b', length: 300, chunks: 1 },
+    ]);
+    const resultPath = path.join(dir, 'results-00000.arrow');
+    writeResultsTable(resultPath, [
+      { frameId: 'x-1F1', recordIndex: 0, chunkIndex: 0, scoreOthers: 0.25, scoreVirus: 0.75 },
+      { frameId: 'x-1R2', recordIndex: 0, chunkIndex: 0, scoreOthers: 0.875, scoreVirus: 0.125 },
+      { frameId: 'x-2F1', recordIndex: 0, chunkIndex: 1, scoreOthers: 0.875, scoreVirus: 0.125 },
+      { frameId: 'y-1F3', recordIndex: 1, chunkIndex: 0, scoreOthers: 0.5, scoreVirus: 0.5 },
+    ]);
+    const result = await writePredictionOutputs({ recordsPath, resultPaths: [resultPath], outDir: dir, synthetic: null });
+    assert.equal(readFileSync(path.join(dir, HIGHEST_SCORE_FILE), 'utf8'), 'Modified_ID\tIs_Virus\nx-1\tFalse\nx-2\tFalse\ny-1\tTrue\n');
+    const summary = readFileSync(path.join(dir, SUMMARY_FILE), 'utf8').trimEnd().split('\n').slice(1).map((l) => l.split('\t'));
+    assert.deepEqual(summary.map((f) => [f[0], f[4], f[5], f[9]]), [['a', '2', '3', 'others'], ['b', '1', '1', 'virus']]);
+    assert.equal(result.chunks, 3);
+  });
+
+  it('reads shard results written before they carried record_index and chunk_index (version 1), to the same bytes', async () => {
+    const current = writeInputs();
+    const currentOut = mkdtempSync(path.join(dir, 'current-'));
+    await writePredictionOutputs({ ...current, outDir: currentOut, synthetic: null });
+    const older = writeInputs(1);
+    const olderOut = mkdtempSync(path.join(dir, 'older-'));
+    await writePredictionOutputs({ ...older, outDir: olderOut, synthetic: null });
+    for (const name of [PREDICTION_FILE, HIGHEST_SCORE_FILE, SUMMARY_FILE]) {
+      assert.equal(readFileSync(path.join(olderOut, name), 'utf8'), readFileSync(path.join(currentOut, name), 'utf8'), name);
+    }
+
+    // The runtime's fixture of a version 1 result (gpu-runtime/tests/fixtures/formats/README.md).
+    const fixture = path.join(repoRoot, 'gpu-runtime', 'tests', 'fixtures', 'formats', 'results-v1.arrow');
+    const records = [
+      { recordIndex: 0, recordId: 'r1', originalId: 'r1', length: 600, chunks: 2 },
+      { recordIndex: 1, recordId: 'r2_chunk_1', originalId: 'r2_chunk_1', length: 300, chunks: 1 },
+    ];
+    const frames = [];
+    for await (const frame of readFrameScores(fixture, records)) frames.push(frame);
+    assert.deepEqual(
+      frames.map((f) => [f.frameId, f.recordIndex, f.chunkIndex, f.scoreVirus]),
+      [['r1_chunk_1F1', 0, 0, 0.25], ['r1_chunk_2R2', 0, 1, 0.875], ['r2_chunk_1_chunk_1F3', 1, 0, 0.5]],
+    );
+    await assert.rejects(async () => {
+      for await (const frame of readFrameScores(fixture, records.slice(0, 1))) void frame;
+    }, /results-v1\.arrow: frame "r2_chunk_1_chunk_1F3" belongs to record "r2_chunk_1", which is not in the records table/);
   });
 
   it('starts every file with a loud banner when the weights were synthetic', async () => {
@@ -153,6 +207,8 @@ describe('outputs: a full disk', () => {
       const records: RecordRow[] = [{ recordId: 'big', length: 500 * 3000, chunks: 3000 }];
       const rows: ScoreRow[] = scoresFor(12000, 7).map(([o, v], i) => ({
         frameId: `big_chunk_${Math.floor(i / 4) + 1}${FRAMES[i % 4]}`,
+        recordIndex: 0,
+        chunkIndex: Math.floor(i / 4),
         scoreOthers: o,
         scoreVirus: v,
       }));

@@ -164,6 +164,12 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
     assert.equal(proteinResult.code, 2, explain(proteinResult));
     assert.match(proteinResult.stderr, /protein\.fa.*p1.*protein/i);
 
+    const genbank = path.join(dir, 'genbank.fa');
+    fs.writeFileSync(genbank, '>lambda phage\n        1 gggcggcgac ctcgcgggtt ttcgctattt atgaaaattt\n');
+    const genbankResult = await predict([genbank, '-o', path.join(dir, 'out-genbank'), ...TINY]);
+    assert.equal(genbankResult.code, 2, explain(genbankResult));
+    assert.match(genbankResult.stderr, /genbank\.fa: record 1 \(lambda\): "1" at position 1 of the sequence is not a nucleotide/);
+
     const truncated = path.join(dir, 'truncated.fa.gz');
     const gz = zlib.gzipSync(fs.readFileSync(reads));
     fs.writeFileSync(truncated, gz.subarray(0, Math.floor(gz.length / 2)));
@@ -187,9 +193,16 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
   });
 
   it('says which weight files are missing when there are no real weights', async () => {
-    const result = await env.run(['predict', reads, '-o', path.join(dir, 'out-real'), '-d', 'cpu'], { VIRNUCPRO_WEIGHTS: path.join(dir, 'no-weights') });
+    // Empty caches too: predict looks in the Hugging Face and torch hub caches as the runtime does.
+    const result = await env.run(['predict', reads, '-o', path.join(dir, 'out-real'), '-d', 'cpu'], {
+      VIRNUCPRO_WEIGHTS: path.join(dir, 'no-weights'),
+      HF_HOME: path.join(dir, 'no-hf'),
+      HF_HUB_CACHE: '',
+      TORCH_HOME: path.join(dir, 'no-torch'),
+    });
     assert.equal(result.code, 2, explain(result));
     assert.match(result.stderr, /500_model\.pth/);
+    assert.ok(result.stderr.includes(path.join(dir, 'no-hf', 'hub', 'models--facebook--esm2_t36_3B_UR50D', 'snapshots')), explain(result));
     assert.match(result.stderr, /esm2_t36_3B_UR50D/);
     assert.match(result.stderr, /DNABERT-S/);
     assert.match(result.stderr, /--synthetic-weights tiny/);

@@ -96,6 +96,19 @@ describe('prepare: sequence reader', () => {
     assert.ok(crlf.every((r) => !/[\r\n ]/.test(r.sequence + r.id)));
   });
 
+  it('skips the UTF-8 byte-order mark Windows editors put at the start of a file, also compressed', async () => {
+    const text = '>seq1 first read\r\nACGTRYKM\r\nu-.n\r\n';
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const expected = [{ number: 1, id: 'seq1', sequence: 'ACGTRYKMu-.n' }];
+    assert.deepEqual(await readAll(write('bom.fa', Buffer.concat([bom, Buffer.from(text)]))), expected);
+    assert.deepEqual(await readAll(write('bom.fa.gz', gzipSync(Buffer.concat([bom, Buffer.from(text)])))), expected);
+    assert.deepEqual(await readAll(write('bom.fq', Buffer.concat([bom, Buffer.from('@q1\nACGT\n+\nIIII\n')]))), [{ number: 1, id: 'q1', sequence: 'ACGT' }]);
+    // Only at the very start: further on it is binary data like any other non-ASCII byte.
+    const later = await readError(write('bom-later.fa', Buffer.concat([Buffer.from('>a\nACGT\n>b\n'), bom, Buffer.from('ACGT\n')])));
+    assert.deepEqual(later.record, { number: 2, id: 'b' });
+    assert.match(later.message, /binary data/);
+  });
+
   it('reads FASTQ, including wrapped records and quality lines starting with "@"', async () => {
     const fastq = '@r1 desc\nACGT\n+\n@@II\n@r2\nAC\nGT\n+r2\nII\nII\n';
     assert.deepEqual(await readAll(write('r.fq', fastq)), [
@@ -152,6 +165,26 @@ describe('prepare: sequence reader', () => {
       const err = await readError(write('proteins.faa', '>dna1\nACGTACGTACGTACGTACGTACGTACGTACGTAC\n>sp|P69905|HBA_HUMAN Hemoglobin\nMVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTKTYFPHF\n'));
       assert.deepEqual(err.record, { number: 2, id: 'sp|P69905|HBA_HUMAN' });
       assert.match(err.message, /looks like protein/);
+    });
+
+    it('characters that are not nucleotides: GenBank position numbers, X, punctuation, one protein letter', async () => {
+      const genbank = await readError(
+        write('genbank.fa', '>ok\nACGTN\n>NC_001416.1 lambda\n        1 gggcggcgac ctcgcgggtt\n       21 ttcgctattt\n'),
+      );
+      assert.deepEqual(genbank.record, { number: 2, id: 'NC_001416.1' });
+      assert.match(genbank.message, /genbank\.fa: record 2 \(NC_001416\.1\): "1" at position 1 of the sequence is not a nucleotide/);
+      assert.match(genbank.message, /A C G T U R Y S W K M B D H V N - \. \(either case\)/);
+      assert.match(genbank.message, /position numbers, as in GenBank files/);
+      for (const [name, sequence, found, at] of [
+        ['masked.fa', 'ACGTACGTXXXXACGT', 'X', 9],
+        ['stop.fq', 'ACG\nT*A', '*', 5],
+        ['one-protein-letter.fa', 'ACGTTGCAEACGT', 'E', 9],
+      ] as const) {
+        const text = name.endsWith('.fq') ? `@r1\n${sequence}\n+\n${'I'.repeat(sequence.replace(/\n/g, '').length)}\n` : `>r1 x\n${sequence}\n`;
+        const err = await readError(write(name, text));
+        assert.deepEqual(err.record, { number: 1, id: 'r1' }, name);
+        assert.ok(err.message.includes(`"${found}" at position ${at} of the sequence is not a nucleotide`), err.message);
+      }
     });
 
     it('FASTQ with mismatched sequence and quality lengths, or cut short', async () => {

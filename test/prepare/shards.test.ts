@@ -40,6 +40,7 @@ describe('prepare: frame shards and records table', () => {
 
     const rows: Array<[string, string, string]> = [];
     const recordIndexes: number[] = [];
+    const chunkIndexes: number[] = [];
     for (const [i, shard] of out.shards.entries()) {
       assert.equal(shard.path, join(tmp.dir, `frames-${String(i).padStart(5, '0')}.arrow`));
       const table = readTable(shard.path);
@@ -52,11 +53,15 @@ describe('prepare: frame shards and records table', () => {
       for (const row of table) {
         rows.push([row.frame_id, row.nucleotide, row.protein]);
         recordIndexes.push(row.record_index);
+        chunkIndexes.push(row.chunk_index);
       }
     }
     assert.deepEqual(rows, nucleotide.map(([id, dna], i) => [id, dna, protein[i][1]]));
     // record_index follows the record named in the frame id (kp_read_N is record N-1).
     assert.deepEqual(recordIndexes, rows.map(([id]) => Number(/^kp_read_(\d+)_chunk/.exec(id)?.[1]) - 1));
+    // chunk_index is the 0-based chunk k-1 of the frame id's `_chunk_{k}`.
+    assert.deepEqual(chunkIndexes, rows.map(([id]) => Number(/_chunk_(\d+)[FR][123]$/.exec(id)?.[1]) - 1));
+    assert.ok(chunkIndexes.some((k) => k > 0));
 
     const records = readTable(out.records.path);
     assert.equal(records.schema.metadata.get('virnucpro.format'), 'virnucpro.records');

@@ -1,4 +1,4 @@
-// Pipelines by name, for `virnucpro run/dag PIPELINE` and the worker's registry checks.
+// Pipelines by name, for `virnucpro dag PIPELINE` and `virnucpro selftest`.
 import type { Dag } from '../dsl/types';
 import { selftest } from './selftest';
 import { defaultVirnucproSettings, virnucproPipeline } from './virnucpro';

@@ -19,6 +19,7 @@ stores the best for this GPU model (tuning.py), which ``serve`` then uses.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import copy
 import datetime as dt
 import json
@@ -249,7 +250,7 @@ def bench_ours_models(models: LoadedModels, frames: shards.FrameShard, n: int, b
 def _engine_on_frames(fast: engine_mod.Engine, frames: shards.FrameShard, n: int) -> engine_mod.RunOutput:
     """The engine on the first n frames, with embeddings."""
     with tempfile.TemporaryDirectory() as tmp:
-        subset = shards.FrameShard(frames.frame_ids[:n], frames.nucleotides[:n], frames.proteins[:n])
+        subset = shards.FrameShard(frames.keys.take(np.arange(n)), frames.nucleotides[:n], frames.proteins[:n])
         path = replicate_shard(subset, n, Path(tmp) / "parity.arrow")
         return fast.run(fast.prepare(path), embeddings=True)
 
@@ -257,8 +258,9 @@ def _engine_on_frames(fast: engine_mod.Engine, frames: shards.FrameShard, n: int
 def replicate_shard(frames: shards.FrameShard, n: int, path: Path) -> Path:
     """An n-frame shard cycling through the frame set (ids made unique per cycle)."""
     rows = np.arange(n) % len(frames)
-    ids = [f"{frames.frame_ids[r]}#{i // len(frames)}" for i, r in enumerate(rows)]
-    shards.write_frames(path, ids, rows.tolist(), [frames.nucleotides[r] for r in rows], [frames.proteins[r] for r in rows])
+    keys = frames.keys.take(rows)
+    keys = dataclasses.replace(keys, frame_ids=[f"{frame_id}#{i // len(frames)}" for i, frame_id in enumerate(keys.frame_ids)])
+    shards.write_frames(path, keys, [frames.nucleotides[r] for r in rows], [frames.proteins[r] for r in rows])
     return path
 
 
