@@ -137,7 +137,7 @@ export async function run(argv: string[]): Promise<number> {
       await shutdownRuntimes(); // the devices are another worker's
     }
     const searchable = await hasRunSearchAttributes(client, session.settings.namespace);
-    if (!searchable) logger.verbose('the Temporal server has no virnucpro search attributes; the Web UI lists runs without them (cli/README.md says how to add them)');
+    if (!searchable) logger.verbose('the Temporal server has no virnucpro search attributes; the Web UI lists runs without them (cli/README.md, "Search attributes" under "A cluster", says how to add them)');
     const runInput: RunPipelineInput = {
       dag,
       inputs: { reads },
