@@ -269,6 +269,12 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
       const report = JSON.parse(fs.readFileSync(path.join(out, 'run_report.json'), 'utf8'));
       assert.equal(report.steps.prepare.cached, 1, 'prepare came from the cache');
       assert.equal(report.steps.embed.cached, report.steps.embed.tasks, 'every shard came from the cache');
+      // Those shards carry the failed run's times: counted as from the cache, kept off this run's timeline.
+      const devices = Object.values(report.devices) as Array<{ shards: number; shardsFromCache: number; busySeconds: number }>;
+      assert.ok(devices.every((d) => d.shardsFromCache === d.shards && d.busySeconds === 0), JSON.stringify(report.devices));
+      assert.equal(devices.reduce((sum, d) => sum + d.shardsFromCache, 0), report.steps.embed.tasks);
+      const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+      assert.match(html, new RegExp(`id="shards-from-cache">${report.steps.embed.tasks} shard\\(s\\) came from the step cache`));
       assert.equal(fs.readFileSync(path.join(out, 'prediction_results.txt'), 'utf8'), fs.readFileSync(path.join(dir, 'run-a', 'prediction_results.txt'), 'utf8'));
     });
   });
