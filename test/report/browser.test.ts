@@ -73,6 +73,7 @@ describe('what a user sees in a browser (headless Chromium)', function () {
       assert.match(dom, new RegExp(`id="${id}"`), `the report has its ${id}`);
     }
     assert.ok((dom.match(/<svg/g) ?? []).length >= 4, 'plots are inline SVG');
+    assert.match(dom, /<th>idle between shards<\/th>.*<th>stalls<\/th><th>worker replacements<\/th><th>runtime restarts<\/th>/, 'the devices table has idle gaps, stalls and restarts');
     assert.match(dom, /GPU utilisation: not available/, 'NVML metrics say they are not available on a CPU host');
     assert.ok(dom.includes(`<td>frames scored</td><td>${report.results.frames.toLocaleString('en-US')}</td>`), 'the frames scored');
     assert.ok(dom.includes(runId), 'the run id');
