@@ -1,9 +1,10 @@
 // How each device spent the run, from trace.tsv: its busy share of the embed step, the idle time
 // between its shards, its peak memory. Shards served from the step cache (a resumed or repeated
-// run) keep the times of the run that computed them: they started before this run did, so they
+// run) keep the times of the run that computed them: they ended before this run started, so they
 // are counted apart (`shardsFromCache`) and left out of busy and idle figures and of the
-// timeline, where the earlier run's downtime would otherwise show as idle time.
-// (Hosts' clocks are assumed to agree to within the seconds that preparing the reads takes.)
+// timeline, where the earlier run's downtime would otherwise show as idle time. Judged by the
+// shard's end, not its start: a host whose clock runs a little behind the server's still ends
+// its shards after the run started.
 import type { TraceRow } from './trace';
 
 export interface DeviceUse {
@@ -21,7 +22,7 @@ export interface DeviceUse {
 
 /** Whether a trace row was computed by the run that started at `runStart` (Unix ms; null: unknown, all are). */
 export function computedInRun(row: TraceRow, runStart: number | null): boolean {
-  return runStart === null || row.start >= runStart;
+  return runStart === null || row.end > runStart;
 }
 
 export function deviceUse(trace: TraceRow[], runStart: number | null): Record<string, DeviceUse> {

@@ -130,7 +130,7 @@ export function renderReportHtml({ report: r, trace, telemetry }: ReportData): s
   for (const [name, s] of Object.entries(r.steps)) {
     if (name !== 'embed' && s.startedAt && s.finishedAt) spans.push({ row: name, label: name, start: Date.parse(s.startedAt), end: Date.parse(s.finishedAt), colour: '#888' });
   }
-  for (const t of computed) spans.push({ row: `embed ${t.device.slice(t.device.lastIndexOf('.') + 1)}`, label: t.shard, start: t.start, end: t.end, colour: colourOf(t.device) });
+  for (const t of computed) spans.push({ row: `embed ${t.device.slice(t.device.lastIndexOf('.') + 1)}`, label: t.shard, start: Math.max(t.start, origin), end: t.end, colour: colourOf(t.device) });
 
   const perDevice = (value: (row: TelemetryRow) => number | null) =>
     devices

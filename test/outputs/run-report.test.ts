@@ -159,6 +159,8 @@ describe('run report: per-device figures and report.html', () => {
     const trace = traceOf([...earlier, ...now]);
     const use = deviceUse(trace, RUN_START);
     assert.deepEqual(use['h.gpu0'], { shardsComputed: 2, shardsFromCache: 2, busySeconds: 20, busyFraction: 20 / 22, idleGapsSeconds: 2, peakMemoryBytes: null });
+    // A host whose clock is a second behind: its shard "started" before the run, but ended in it.
+    assert.deepEqual(deviceUse(traceOf([shard('004', 'h.gpu1', -1, 9)]), RUN_START)['h.gpu1'].shardsFromCache, 0);
     // Without the run's start (unknown) every shard counts, the hour between them as idle.
     assert.equal(deviceUse(trace, null)['h.gpu0'].idleGapsSeconds, 3585 + 2);
 
