@@ -3,30 +3,11 @@
 // shard on its device, each device's frames/s, GPU utilisation and memory over time (from the
 // runtime's once-a-second samples, telemetry.tsv), the distribution of the frames' P(virus),
 // and the calls per input record. Tables: totals, steps (computed, cached, failed and timed-out
-// attempts), devices (busy share, idle gaps, restarts), warnings, files.
+// attempts), devices (busy share, idle gaps, stalls, restarts), warnings, files.
 import type { RunReport } from './run-report';
+import type { TelemetryRow, TraceRow } from './trace';
+import { computedInRun } from './device-use';
 import { SCORE_BINS } from './prediction-outputs';
-
-export interface TraceRow {
-  shard: string;
-  device: string;
-  attempt: number;
-  start: number;
-  end: number;
-  frames: number;
-  peakMemoryBytes: number | null;
-  restarts: number;
-}
-
-export interface TelemetryRow {
-  device: string;
-  shard: string;
-  /** Unix seconds. */
-  time: number;
-  framesPerSecond: number;
-  gpuUtilization: number | null;
-  gpuMemoryBytes: number | null;
-}
 
 export interface ReportData {
   report: RunReport;
@@ -136,40 +117,26 @@ function table(header: string[], rows: Array<Array<string | number>>, id?: strin
   return `<table${id ? ` id="${id}"` : ''}><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
-/** Per device: busy share of the embed step's span, the idle time between its shards, peak memory. */
-export function deviceUse(trace: TraceRow[]): Record<string, { busyFraction: number; idleGapsSeconds: number; peakMemoryBytes: number | null }> {
-  if (trace.length === 0) return {};
-  const begin = Math.min(...trace.map((t) => t.start));
-  const end = Math.max(...trace.map((t) => t.end));
-  const out: Record<string, { busyFraction: number; idleGapsSeconds: number; peakMemoryBytes: number | null }> = {};
-  for (const device of new Set(trace.map((t) => t.device))) {
-    const mine = trace.filter((t) => t.device === device).sort((a, b) => a.start - b.start);
-    const busy = mine.reduce((sum, t) => sum + (t.end - t.start), 0);
-    let gaps = 0;
-    for (let i = 1; i < mine.length; i++) gaps += Math.max(0, mine[i].start - mine[i - 1].end);
-    const peaks = mine.map((t) => t.peakMemoryBytes).filter((m): m is number => m !== null);
-    out[device] = { busyFraction: end > begin ? busy / (end - begin) : 0, idleGapsSeconds: gaps / 1000, peakMemoryBytes: peaks.length ? Math.max(...peaks) : null };
-  }
-  return out;
-}
-
 export function renderReportHtml({ report: r, trace, telemetry }: ReportData): string {
-  const origin = r.started ? Date.parse(r.started) : Math.min(...trace.map((t) => t.start), Date.now());
+  const runStart = r.started ? Date.parse(r.started) : null;
+  const origin = runStart ?? Math.min(...trace.map((t) => t.start), Date.now());
   const devices = [...new Set([...trace.map((t) => t.device), ...Object.keys(r.devices)])].sort();
   const colourOf = (device: string) => PALETTE[devices.indexOf(device) % PALETTE.length];
-  const use = deviceUse(trace);
+  // Shards from the step cache carry an earlier run's times: not drawn on this run's time axes.
+  const computed = trace.filter((t) => computedInRun(t, runStart));
+  const fromCache = trace.length - computed.length;
 
   const spans: Span[] = [];
   for (const [name, s] of Object.entries(r.steps)) {
     if (name !== 'embed' && s.startedAt && s.finishedAt) spans.push({ row: name, label: name, start: Date.parse(s.startedAt), end: Date.parse(s.finishedAt), colour: '#888' });
   }
-  for (const t of trace) spans.push({ row: `embed ${t.device.slice(t.device.lastIndexOf('.') + 1)}`, label: t.shard, start: t.start, end: t.end, colour: colourOf(t.device) });
+  for (const t of computed) spans.push({ row: `embed ${t.device.slice(t.device.lastIndexOf('.') + 1)}`, label: t.shard, start: Math.max(t.start, origin), end: t.end, colour: colourOf(t.device) });
 
   const perDevice = (value: (row: TelemetryRow) => number | null) =>
     devices
       .map((device) => ({
         name: device,
-        points: telemetry.filter((row) => row.device === device && value(row) !== null).map((row) => [row.time - origin / 1000, value(row)!] as [number, number]),
+        points: telemetry.filter((row) => row.device === device && row.time * 1000 >= origin && value(row) !== null).map((row) => [row.time - origin / 1000, value(row)!] as [number, number]),
       }))
       .filter((s) => s.points.length > 0);
   const rates = perDevice((row) => row.framesPerSecond);
@@ -203,20 +170,23 @@ export function renderReportHtml({ report: r, trace, telemetry }: ReportData): s
     'steps',
   );
   const deviceRows = table(
-    ['device', 'shards', 'frames', 'frames/s', 'ESM-2 tokens/s', 'busy', 'idle between shards', 'peak memory', 'runtime restarts'],
+    ['device', 'shards', 'from cache', 'frames', 'frames/s', 'ESM-2 tokens/s', 'busy', 'idle between shards', 'peak memory', 'stalls', 'worker replacements', 'runtime restarts'],
     devices.map((id) => {
       const d = r.devices[id];
-      const u = use[id];
+      if (!d) return [id, ...Array<string>(11).fill('-')];
       return [
         id,
-        d?.shards ?? 0,
-        fmt(d?.frames ?? 0),
-        d ? fmt(d.framesPerSecond, 1) : '-',
-        d ? fmt(d.esm2TokensPerSecond) : '-',
-        u ? `${(100 * u.busyFraction).toFixed(1)}%` : '-',
-        u ? `${fmt(u.idleGapsSeconds, 1)} s` : '-',
-        u?.peakMemoryBytes ? `${(u.peakMemoryBytes / 2 ** 30).toFixed(1)} GiB` : '-',
-        d?.restarts ?? 0,
+        d.shards,
+        d.shardsFromCache,
+        fmt(d.frames),
+        fmt(d.framesPerSecond, 1),
+        fmt(d.esm2TokensPerSecond),
+        `${(100 * d.busyFraction).toFixed(1)}%`,
+        `${fmt(d.idleGapsSeconds, 1)} s`,
+        d.peakMemoryBytes ? `${(d.peakMemoryBytes / 2 ** 30).toFixed(1)} GiB` : '-',
+        d.stalls,
+        d.workerReplacements,
+        d.restarts,
       ];
     }),
     'devices',
@@ -244,6 +214,7 @@ ${banner}
 <p>Temporal Web UI: ${link}</p>
 <h2>Totals</h2>${facts}
 <h2>Timeline</h2>${timeline('timeline', 'Steps and shards over time (one row per device for the embed step)', spans, origin)}
+${fromCache ? `<p class="na" id="shards-from-cache">${fmt(fromCache)} shard(s) came from the step cache (computed by an earlier run): not drawn, and not in the busy and idle figures.</p>` : ''}
 <h2>Devices</h2>${deviceRows}
 ${rates.length ? lineChart('frames-per-second', 'frames/s per device (over its last 10 s of work)', rates, 'seconds since the run started', 'frames/s') : notAvailable('frames per second')}
 ${utilisation.length ? lineChart('gpu-utilization', 'GPU utilisation per device (NVML)', utilisation, 'seconds since the run started', 'busy', (v) => `${Math.round(v * 100)}%`) : notAvailable('GPU utilisation')}

@@ -1,14 +1,15 @@
 // run_report.json (machine-readable), run_report.md (a short human summary) and report.html (the
 // same with plots, report-html.ts) for one run: what was computed where, how fast, what came
 // from the cache, and what the user should know.
-import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../files/atomic';
 import type { OutputsSummary } from './implementation';
 import type { LegacyReport } from '../legacy/import-step';
 import { syntheticBanner, SyntheticWeights } from './prediction-outputs';
-import { renderReportHtml, type TelemetryRow, type TraceRow } from './report-html';
-import { TELEMETRY_FILE, TRACE_FILE } from './trace';
+import { renderReportHtml } from './report-html';
+import { readTelemetry, readTrace } from './trace';
+import type { DeviceUse } from './device-use';
+import type { DeviceReport } from '../../workflows/engine/messages';
 
 export const RUN_REPORT_JSON = 'run_report.json';
 export const RUN_REPORT_MD = 'run_report.md';
@@ -44,7 +45,7 @@ export interface RunReport {
   synthetic: SyntheticWeights;
   prepare: { records: number; skippedEmpty: number; duplicates: number; chunks: number; frames: number; bases: number };
   steps: Record<string, StepReport>;
-  devices: Record<string, { shards: number; frames: number; seconds: number; framesPerSecond: number; esm2TokensPerSecond: number; restarts: number }>;
+  devices: Record<string, DeviceFigures>;
   results: Omit<OutputsSummary, 'devices'>;
   /** What came from earlier runs' files (predict --resume found some), else null. */
   imported: LegacyReport | null;
@@ -53,19 +54,56 @@ export interface RunReport {
   warnings: string[];
 }
 
-export function deviceRates(devices: OutputsSummary['devices']): RunReport['devices'] {
+/** One device's part in the run (run_report.json `devices`). */
+export interface DeviceFigures {
+  /** Shards whose results the run used (computed here or taken from the step cache), their frames and compute seconds. */
+  shards: number;
+  frames: number;
+  seconds: number;
+  framesPerSecond: number;
+  esm2TokensPerSecond: number;
+  /** Times its runtime process died and was restarted while computing a shard. */
+  restarts: number;
+  /** Times a new worker took the device over from one that was gone (the scheduler's count). */
+  workerReplacements: number;
+  /** Times it stopped making progress and its work moved elsewhere (the scheduler's count). */
+  stalls: number;
+  /** Of `shards`, those taken from an earlier run's results: not in the busy and idle figures. */
+  shardsFromCache: number;
+  /** Its shards computed in this run: summed duration, share of the embed step's span, time idle between them. */
+  busySeconds: number;
+  busyFraction: number;
+  idleGapsSeconds: number;
+  peakMemoryBytes: number | null;
+}
+
+/**
+ * Per device: what its shards delivered (the write step's summary), what the scheduler saw of it
+ * (a device that stalled before finishing anything is listed too) and how it spent the run (trace.tsv).
+ */
+export function deviceFigures(delivered: OutputsSummary['devices'], scheduled: Record<string, DeviceReport>, use: Record<string, DeviceUse>): RunReport['devices'] {
+  const ids = [...new Set([...Object.keys(delivered), ...Object.keys(scheduled)])].sort();
   return Object.fromEntries(
-    Object.entries(devices).map(([id, d]) => [
-      id,
-      {
+    ids.map((id) => {
+      const d = delivered[id] ?? { shards: 0, frames: 0, seconds: 0, esm2Tokens: 0, dnabertTokens: 0, restarts: 0 };
+      const u = use[id];
+      const figures: DeviceFigures = {
         shards: d.shards,
         frames: d.frames,
         seconds: d.seconds,
         framesPerSecond: d.seconds > 0 ? d.frames / d.seconds : 0,
         esm2TokensPerSecond: d.seconds > 0 ? d.esm2Tokens / d.seconds : 0,
         restarts: d.restarts,
-      },
-    ]),
+        workerReplacements: scheduled[id]?.restarts ?? 0,
+        stalls: scheduled[id]?.stalls ?? 0,
+        shardsFromCache: u?.shardsFromCache ?? 0,
+        busySeconds: u?.busySeconds ?? 0,
+        busyFraction: u?.busyFraction ?? 0,
+        idleGapsSeconds: u?.idleGapsSeconds ?? 0,
+        peakMemoryBytes: u?.peakMemoryBytes ?? null,
+      };
+      return [id, figures];
+    }),
   );
 }
 
@@ -108,10 +146,12 @@ function markdown(r: RunReport): string {
     ),
     '',
     '## Devices',
-    '| device | shards | frames | seconds | frames/s | ESM-2 tokens/s |',
-    '|---|---|---|---|---|---|',
+    '| device | shards (from cache) | frames | seconds | frames/s | ESM-2 tokens/s | busy | idle between shards s | stalls | worker replacements | runtime restarts |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...Object.entries(r.devices).map(
-      ([id, d]) => `| ${id} | ${d.shards} | ${d.frames} | ${d.seconds.toFixed(1)} | ${d.framesPerSecond.toFixed(1)} | ${d.esm2TokensPerSecond.toFixed(0)} |`,
+      ([id, d]) =>
+        `| ${id} | ${d.shards} (${d.shardsFromCache}) | ${d.frames} | ${d.seconds.toFixed(1)} | ${d.framesPerSecond.toFixed(1)} | ${d.esm2TokensPerSecond.toFixed(0)} | ` +
+        `${(100 * d.busyFraction).toFixed(1)}% | ${d.idleGapsSeconds.toFixed(1)} | ${d.stalls} | ${d.workerReplacements} | ${d.restarts} |`,
     ),
     '',
   );
@@ -138,16 +178,6 @@ function importedMarkdown(imported: LegacyReport): string[] {
   ];
 }
 
-/** The rows of one of our TSV files (a synthetic run's banner line skipped), keyed by column. */
-async function readTsv(file: string): Promise<Array<Record<string, string>>> {
-  const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').filter((l) => l && !l.startsWith('#'));
-  if (lines.length === 0) return [];
-  const header = lines[0].split('\t');
-  return lines.slice(1).map((line) => Object.fromEntries(line.split('\t').map((value, i) => [header[i], value])));
-}
-
-const numberOrNull = (text: string | undefined) => (text === undefined || text === '' ? null : Number(text));
-
 export async function writeRunReport(report: RunReport): Promise<string[]> {
   const json = path.join(report.outputDir, RUN_REPORT_JSON);
   const md = path.join(report.outputDir, RUN_REPORT_MD);
@@ -156,24 +186,7 @@ export async function writeRunReport(report: RunReport): Promise<string[]> {
   const body = report.synthetic ? { WARNING: syntheticBanner(report.synthetic).replace(/^# /, ''), ...report } : report;
   await writeFileAtomic(json, JSON.stringify(body, null, 2) + '\n');
   await writeFileAtomic(md, markdown(report));
-  const trace: TraceRow[] = (await readTsv(path.join(report.outputDir, TRACE_FILE))).map((r) => ({
-    shard: r.shard,
-    device: r.device,
-    attempt: Number(r.attempt),
-    start: Number(r.start),
-    end: Number(r.end),
-    frames: Number(r.frames),
-    peakMemoryBytes: numberOrNull(r.peak_memory_bytes),
-    restarts: Number(r.restarts),
-  }));
-  const telemetry: TelemetryRow[] = (await readTsv(path.join(report.outputDir, TELEMETRY_FILE))).map((r) => ({
-    device: r.device,
-    shard: r.shard,
-    time: Number(r.time),
-    framesPerSecond: Number(r.frames_per_s),
-    gpuUtilization: numberOrNull(r.gpu_utilization),
-    gpuMemoryBytes: numberOrNull(r.gpu_memory_bytes),
-  }));
+  const [trace, telemetry] = await Promise.all([readTrace(report.outputDir), readTelemetry(report.outputDir)]);
   await writeFileAtomic(html, renderReportHtml({ report, trace, telemetry }));
   return [json, md, html];
 }

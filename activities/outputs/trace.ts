@@ -4,6 +4,8 @@
 //   was computed, how fast, with how much memory, and with which numerics (Unix milliseconds);
 // - telemetry.tsv: the runtime's once-a-second samples while it computed each shard: frames
 //   done, the device's frames/s, NVML's GPU utilisation and the memory held (empty on CPUs).
+// The run report reads both back (`readTrace`, `readTelemetry`).
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ShardResult } from '../gpu/embed-shard';
 import { writeFileAtomic } from '../files/atomic';
@@ -65,4 +67,61 @@ export async function writeTelemetry(outDir: string, results: ShardResult[], syn
     }
   }
   return writeTable(path.join(outDir, TELEMETRY_FILE), TELEMETRY_COLUMNS, rows, synthetic);
+}
+
+/** One trace.tsv row as the report uses it (times in Unix ms). */
+export interface TraceRow {
+  shard: string;
+  device: string;
+  attempt: number;
+  start: number;
+  end: number;
+  frames: number;
+  peakMemoryBytes: number | null;
+  restarts: number;
+}
+
+/** One telemetry.tsv row as the report uses it. */
+export interface TelemetryRow {
+  device: string;
+  shard: string;
+  /** Unix seconds. */
+  time: number;
+  framesPerSecond: number;
+  gpuUtilization: number | null;
+  gpuMemoryBytes: number | null;
+}
+
+/** The rows of one of our TSV files (a synthetic run's banner line skipped), keyed by column; none when it is missing. */
+async function readTsv(file: string): Promise<Array<Record<string, string>>> {
+  const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').filter((l) => l && !l.startsWith('#'));
+  if (lines.length === 0) return [];
+  const header = lines[0].split('\t');
+  return lines.slice(1).map((line) => Object.fromEntries(line.split('\t').map((value, i) => [header[i], value])));
+}
+
+const numberOrNull = (text: string | undefined) => (text === undefined || text === '' ? null : Number(text));
+
+export async function readTrace(outDir: string): Promise<TraceRow[]> {
+  return (await readTsv(path.join(outDir, TRACE_FILE))).map((r) => ({
+    shard: r.shard,
+    device: r.device,
+    attempt: Number(r.attempt),
+    start: Number(r.start),
+    end: Number(r.end),
+    frames: Number(r.frames),
+    peakMemoryBytes: numberOrNull(r.peak_memory_bytes),
+    restarts: Number(r.restarts),
+  }));
+}
+
+export async function readTelemetry(outDir: string): Promise<TelemetryRow[]> {
+  return (await readTsv(path.join(outDir, TELEMETRY_FILE))).map((r) => ({
+    device: r.device,
+    shard: r.shard,
+    time: Number(r.time),
+    framesPerSecond: Number(r.frames_per_s),
+    gpuUtilization: numberOrNull(r.gpu_utilization),
+    gpuMemoryBytes: numberOrNull(r.gpu_memory_bytes),
+  }));
 }

@@ -18,7 +18,9 @@ import { hasRunSearchAttributes, runIdFor, runSearchAttributes, startOrAttach } 
 import { openSession } from '../session';
 import { outputsSummary } from '../../activities/outputs/implementation';
 import { syntheticBanner } from '../../activities/outputs/prediction-outputs';
-import { deviceRates, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
+import { deviceFigures, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
+import { deviceUse } from '../../activities/outputs/device-use';
+import { readTrace } from '../../activities/outputs/trace';
 import { OutputWriteError } from '../../activities/outputs/text-file-writer';
 import { prepareStats } from '../../activities/prepare/prepare-activity';
 import { fingerprintReads } from '../../activities/prepare/implementation';
@@ -137,7 +139,7 @@ export async function run(argv: string[]): Promise<number> {
       await shutdownRuntimes(); // the devices are another worker's
     }
     const searchable = await hasRunSearchAttributes(client, session.settings.namespace);
-    if (!searchable) logger.verbose('the Temporal server has no virnucpro search attributes; the Web UI lists runs without them (cli/README.md says how to add them)');
+    if (!searchable) logger.verbose('the Temporal server has no virnucpro search attributes; the Web UI lists runs without them (cli/README.md, "Search attributes" under "A cluster", says how to add them)');
     const runInput: RunPipelineInput = {
       dag,
       inputs: { reads },
@@ -272,7 +274,10 @@ async function buildReport(handle: WorkflowHandle, f: ReportFacts): Promise<RunR
     ]),
   );
   const imported = f.result.outputs.legacy === undefined ? null : legacyReport.parse(f.result.outputs.legacy);
-  const partial = { prepare: f.stats, devices: deviceRates(devices), synthetic: f.synthetic, results, imported, notices: f.result.progress.notices.map((n) => n.message) };
+  // Busy and idle figures from trace.tsv (the write step put it in the output folder); the
+  // scheduler's stall and worker-replacement counts from the run's final progress.
+  const use = deviceUse(await readTrace(f.outDir), started?.getTime() ?? null);
+  const partial = { prepare: f.stats, devices: deviceFigures(devices, f.result.progress.devices, use), synthetic: f.synthetic, results, imported, notices: f.result.progress.notices.map((n) => n.message) };
   return {
     version: 1,
     workflowId: f.workflowId,

@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { commonShape, parseCommand, UsageError, type CommandSpec } from '../../cli/args';
-import { loadSettings, runUiLink } from '../../cli/config';
+import { loadSettings, packageRoot, runUiLink } from '../../cli/config';
+import { RUN_SEARCH_ATTRIBUTES, searchAttributeArgs } from '../../workflows/search-attributes';
 import { discoverDevices } from '../../cli/devices';
 import { predictSpec, runtimeDtype } from '../../cli/commands/predict-options';
 import { EtaEstimator, progressLine, taskTotals } from '../../cli/progress';
@@ -103,6 +104,23 @@ describe('cli units', () => {
       assert.deepEqual(settings.temporal, { kind: 'cluster', address: 'temporal.example:7233', tls: undefined });
       assert.equal(settings.namespace, 'lab');
       assert.throws(() => loadSettings(undefined, { TEMPORAL_ADDRESS: 'x:1', TEMPORAL_TLS_CERT: '/c.pem' }), /both a client certificate and its key/);
+    });
+
+    it('cli/README.md registers every run search attribute with its type, and its cluster example loads', () => {
+      const readme = fs.readFileSync(path.join(packageRoot, 'cli', 'README.md'), 'utf8');
+      const declared = searchAttributeArgs().filter((arg) => arg !== '--search-attribute');
+      assert.equal(declared.length, Object.keys(RUN_SEARCH_ATTRIBUTES).length);
+      for (const pair of declared) {
+        const [name, type] = pair.split('=');
+        assert.ok(readme.includes(`search-attribute create --namespace genomics --name ${name} --type ${type}\n`), `cli/README.md registers ${name} as ${type}`);
+      }
+      const example = /```yaml\n(# virnucpro\.yml[^]*?)```/.exec(readme)?.[1];
+      assert.ok(example, 'cli/README.md has the cluster config example');
+      const settings = loadSettings(write('cluster.yml', example), { XDG_STATE_HOME: dir });
+      assert.equal(settings.temporal.kind, 'cluster');
+      assert.equal(settings.namespace, 'genomics');
+      assert.deepEqual(settings.temporal.kind === 'cluster' && settings.temporal.tls, { cert: '/etc/virnucpro/client.pem', key: '/etc/virnucpro/client.key', ca: '/etc/virnucpro/ca.pem', serverName: undefined });
+      assert.match(runUiLink(settings, 'w') ?? '', /^https:\/\/temporal\.example\.org\/namespaces\/genomics\/workflows\/w$/);
     });
 
     it('names the file and the key when a config file is wrong', () => {

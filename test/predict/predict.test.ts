@@ -6,7 +6,11 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { Client, Connection } from '@temporalio/client';
 import { CliEnvironment, type CliResult } from '../cli/harness';
+import { runMemo } from '../../cli/runs';
+import { TRACE_COLUMNS } from '../../activities/outputs/trace';
+import { RUN_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { python, repoRoot } from '../outputs/python';
 
 const TINY = ['--synthetic-weights', 'tiny', '-d', 'cpu', '--no-progress'];
@@ -95,6 +99,41 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
     assert.match(report.WARNING, /SYNTHETIC/);
     assert.equal(report.results.frames, rows.length);
     assert.equal(fs.existsSync(path.join(out, '.virnucpro', 'work')), false, 'intermediates removed after success');
+
+    // trace.tsv: one row per shard the embed step computed (none cached in a first run), on the devices the report names.
+    const [traceHeader, ...trace] = lines(path.join(out, 'trace.tsv')).filter((l) => !l.startsWith('#')).map((l) => l.split('\t'));
+    assert.deepEqual(traceHeader, [...TRACE_COLUMNS]);
+    const embed = report.steps.embed as { tasks: number; done: number; cached: number };
+    assert.ok(embed.done >= 1 && embed.cached === 0, JSON.stringify(embed));
+    assert.equal(trace.length, embed.done, 'a row per shard computed');
+    const column = (name: (typeof TRACE_COLUMNS)[number]) => trace.map((row) => row[TRACE_COLUMNS.indexOf(name)]);
+    assert.deepEqual(column('task_id'), trace.map((_, i) => String(i + 1)));
+    assert.ok(column('step').every((s) => s === 'embed'));
+    assert.equal(new Set(column('shard')).size, trace.length, 'each shard once');
+    assert.equal(column('frames').reduce((sum, f) => sum + Number(f), 0), rows.length, 'the shards hold every frame scored');
+    for (const [i, start] of column('start').entries()) assert.ok(Number(column('end')[i]) >= Number(start) && Number(start) >= Date.parse(report.started), 'computed in this run');
+    assert.ok(column('exit').every((e) => e === '0'));
+    assert.deepEqual([...new Set(column('device'))].sort(), Object.keys(report.devices).sort());
+    for (const d of Object.values(report.devices) as Array<Record<string, number>>) {
+      assert.deepEqual([d.stalls, d.workerReplacements, d.shardsFromCache], [0, 0, 0]);
+      assert.ok(d.idleGapsSeconds >= 0 && d.busyFraction > 0, JSON.stringify(d));
+    }
+
+    // The finished run's memo and search attributes, as the Web UI's list shows them.
+    const connection = await Connection.connect({ address: `127.0.0.1:${env.port}` });
+    try {
+      const description = await new Client({ connection, namespace: 'virnucpro' }).workflow.getHandle(report.workflowId, report.runId).describe();
+      const progress = runMemo(description.memo).progress;
+      assert.equal(progress?.state, 'completed');
+      assert.equal(progress?.framesTotal, rows.length);
+      assert.equal(progress?.framesDone, progress?.framesTotal, 'frames done = frames total');
+      assert.equal(description.typedSearchAttributes.get(RUN_SEARCH_ATTRIBUTES.state), 'completed');
+      assert.equal(description.typedSearchAttributes.get(RUN_SEARCH_ATTRIBUTES.framesDone), rows.length);
+      assert.equal(description.typedSearchAttributes.get(RUN_SEARCH_ATTRIBUTES.framesTotal), rows.length);
+      assert.equal(description.typedSearchAttributes.get(RUN_SEARCH_ATTRIBUTES.sample), 'reads');
+    } finally {
+      await connection.close();
+    }
   });
 
   it('gives bit-identical scores on a second run, and attaches when the same command runs again', async () => {
@@ -243,6 +282,12 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
       const report = JSON.parse(fs.readFileSync(path.join(out, 'run_report.json'), 'utf8'));
       assert.equal(report.steps.prepare.cached, 1, 'prepare came from the cache');
       assert.equal(report.steps.embed.cached, report.steps.embed.tasks, 'every shard came from the cache');
+      // Those shards carry the failed run's times: counted as from the cache, kept off this run's timeline.
+      const devices = Object.values(report.devices) as Array<{ shards: number; shardsFromCache: number; busySeconds: number }>;
+      assert.ok(devices.every((d) => d.shardsFromCache === d.shards && d.busySeconds === 0), JSON.stringify(report.devices));
+      assert.equal(devices.reduce((sum, d) => sum + d.shardsFromCache, 0), report.steps.embed.tasks);
+      const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+      assert.match(html, new RegExp(`id="shards-from-cache">${report.steps.embed.tasks} shard\\(s\\) came from the step cache`));
       assert.equal(fs.readFileSync(path.join(out, 'prediction_results.txt'), 'utf8'), fs.readFileSync(path.join(dir, 'run-a', 'prediction_results.txt'), 'utf8'));
     });
   });
