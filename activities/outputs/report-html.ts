@@ -56,14 +56,20 @@ function svg(id: string, title: string, body: string, legend: string[] = []): st
   return `<figure id="${id}"><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">${body}</svg>${keys ? `<div class="legend">${keys}</div>` : ''}</figure>`;
 }
 
-/** One line per series of (x, y) points; null y values break the line. */
+/** Samples further apart than this (seconds; the runtime samples once a second) are not joined:
+ * the device did not compute in between. */
+const LINE_BREAK_S = 5;
+
+/** One line per series of (x, y) points, drawn in x order whatever the points' order (telemetry
+ * comes shard by shard, and shards do not run in their numbers' order); a gap in x breaks it. */
 function lineChart(id: string, title: string, series: Array<{ name: string; points: Array<[number, number]> }>, xLabel: string, yLabel: string, yFormat = (v: number) => fmt(v)): string {
   const xMax = Math.max(1, ...series.flatMap((s) => s.points.map(([x]) => x)));
   const yMax = Math.max(1e-9, ...series.flatMap((s) => s.points.map(([, y]) => y))) * 1.05;
   const x = (v: number) => M.left + (v / xMax) * (W - M.left - M.right);
   const y = (v: number) => H - M.bottom - (v / yMax) * (H - M.top - M.bottom);
   const lines = series.map((s, i) => {
-    const d = s.points.map(([px, py], k) => `${k ? 'L' : 'M'}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join('');
+    const points = [...s.points].sort((a, b) => a[0] - b[0]);
+    const d = points.map(([px, py], k) => `${k && px - points[k - 1][0] <= LINE_BREAK_S ? 'L' : 'M'}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join('');
     return `<path d="${d}" fill="none" stroke="${PALETTE[i % PALETTE.length]}" stroke-width="1.5" class="series" data-series="${esc(s.name)}"/>`;
   });
   return svg(id, title, axes(xMax, yMax, xLabel, yLabel, yFormat) + lines.join(''), series.map((s) => s.name));

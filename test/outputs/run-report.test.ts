@@ -152,6 +152,22 @@ describe('run report: per-device figures and report.html', () => {
     assert.match(cpu, /<figure id="frames-per-second">/, 'frames/s is drawn on CPUs too');
   });
 
+  it('draws telemetry in time order, whatever order the shards ran in, and does not join samples across idle time', () => {
+    // Shard 001 ran first (seconds 6-8), then 000 (30-32): telemetry.tsv lists them by shard.
+    const results = [shard('000', 'h.gpu0', 29, 33), shard('001', 'h.gpu0', 5, 9)];
+    const telemetry: TelemetryRow[] = [
+      ...[30, 31, 32].map((s) => ({ device: 'h.gpu0', shard: '000', time: at(s) / 1000, framesPerSecond: 10, gpuUtilization: 0.9, gpuMemoryBytes: 2 ** 30 })),
+      ...[6, 7, 8].map((s) => ({ device: 'h.gpu0', shard: '001', time: at(s) / 1000, framesPerSecond: 12, gpuUtilization: 0.8, gpuMemoryBytes: 2 ** 30 })),
+    ];
+    const report = reportOf(dir, deviceFigures(delivered(results), {}, deviceUse(traceOf(results), RUN_START)));
+    const html = renderReportHtml({ report, trace: traceOf(results), telemetry });
+    const path = /<figure id="gpu-utilization">[^]*?<path d="([^"]+)"[^>]*class="series"/.exec(html)![1];
+    const steps = [...path.matchAll(/([ML])([\d.]+),/g)].map((m) => [m[1], Number(m[2])] as [string, number]);
+    assert.deepEqual(steps.map((s) => s[0]), ['M', 'L', 'L', 'M', 'L', 'L'], 'two runs of samples, not joined across the idle 22 s');
+    const xs = steps.map((s) => s[1]);
+    assert.deepEqual(xs, [...xs].sort((a, b) => a - b), 'drawn left to right');
+  });
+
   it('keeps shards from the step cache off the timeline and out of the busy and idle figures', () => {
     // A resumed run: h.gpu0 computed two shards an hour before this run started, then two in it.
     const earlier = [shard('000', 'h.gpu0', -3600, -3590), shard('001', 'h.gpu0', -3590, -3580)];
