@@ -60,6 +60,21 @@ function inShardOrder(imported: Array<ShardResult | null>, computed: ShardResult
   return imported.map((r) => r ?? computed[next++]);
 }
 
+/** What each device delivered: its shards, frames, seconds, tokens and runtime restarts. */
+export function deliveredByDevice(results: readonly ShardResult[]): OutputsSummary['devices'] {
+  const devices: OutputsSummary['devices'] = {};
+  for (const r of results) {
+    const d = (devices[r.device] ??= { shards: 0, frames: 0, seconds: 0, esm2Tokens: 0, dnabertTokens: 0, restarts: 0 });
+    d.shards += 1;
+    d.frames += r.frames;
+    d.seconds += r.seconds;
+    d.esm2Tokens += r.esm2Tokens;
+    d.dnabertTokens += r.dnabertTokens;
+    d.restarts += r.restarts;
+  }
+  return devices;
+}
+
 export const writeOutputsImplementation = defineImplementation({
   name: WRITE_OUTPUTS,
   inputs: z.object({
@@ -91,18 +106,8 @@ export const writeOutputsImplementation = defineImplementation({
         await copyAtomic(idMap.path, target);
         files.push({ file: target, rows: idMap.rows, bytes: idMap.bytes, sha256: idMap.sha256 });
       }
-      const devices: OutputsSummary['devices'] = {};
-      for (const r of results) {
-        const d = (devices[r.device] ??= { shards: 0, frames: 0, seconds: 0, esm2Tokens: 0, dnabertTokens: 0, restarts: 0 });
-        d.shards += 1;
-        d.frames += r.frames;
-        d.seconds += r.seconds;
-        d.esm2Tokens += r.esm2Tokens;
-        d.dnabertTokens += r.dnabertTokens;
-        d.restarts += r.restarts;
-      }
       const { files: _, ...counts } = written;
-      return { summary: { ...counts, files, devices } };
+      return { summary: { ...counts, files, devices: deliveredByDevice(results) } };
     } catch (error) {
       // A full disk or a read-only folder does not heal by retrying at once: fail with the reason.
       if (error instanceof OutputWriteError) throw ApplicationFailure.create({ type: 'OutputWriteError', message: error.message, nonRetryable: true });

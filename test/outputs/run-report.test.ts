@@ -10,7 +10,7 @@ import { renderReportHtml } from '../../activities/outputs/report-html';
 import { deviceFigures, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
 import { SCORE_BINS } from '../../activities/outputs/prediction-outputs';
 import { TELEMETRY_COLUMNS, writeTrace, type TelemetryRow, type TraceRow } from '../../activities/outputs/trace';
-import type { OutputsSummary } from '../../activities/outputs/implementation';
+import { deliveredByDevice, type OutputsSummary } from '../../activities/outputs/implementation';
 import type { ShardResult } from '../../activities/gpu/embed-shard';
 import type { DeviceReport } from '../../workflows/engine/messages';
 
@@ -38,20 +38,6 @@ function shard(name: string, device: string, start: number, end: number, peakMem
 
 function traceOf(results: ShardResult[]): TraceRow[] {
   return results.map((r) => ({ shard: path.basename(r.file.path, '.arrow').replace(/^results-/, ''), device: r.device, attempt: r.attempt, start: r.startedAt, end: r.finishedAt, frames: r.frames, peakMemoryBytes: r.peakMemoryBytes, restarts: r.restarts }));
-}
-
-function delivered(results: ShardResult[]): OutputsSummary['devices'] {
-  const out: OutputsSummary['devices'] = {};
-  for (const r of results) {
-    const d = (out[r.device] ??= { shards: 0, frames: 0, seconds: 0, esm2Tokens: 0, dnabertTokens: 0, restarts: 0 });
-    d.shards += 1;
-    d.frames += r.frames;
-    d.seconds += r.seconds;
-    d.esm2Tokens += r.esm2Tokens;
-    d.dnabertTokens += r.dnabertTokens;
-    d.restarts += r.restarts;
-  }
-  return out;
 }
 
 function scheduled(id: string, counts: Partial<DeviceReport>): [string, DeviceReport] {
@@ -107,7 +93,7 @@ describe('run report: per-device figures and report.html', () => {
     await writeTrace(dir, results, null);
     const use = deviceUse(traceOf(results), RUN_START);
     const scheduler = Object.fromEntries([scheduled('h.gpu0', { restarts: 1, stalls: 2 }), scheduled('h.gpu1', {}), scheduled('h.gpu2', { state: 'failed', stalls: 3 })]);
-    const report = reportOf(dir, deviceFigures(delivered(results), scheduler, use), ['h.gpu2 stalled three times and was taken out']);
+    const report = reportOf(dir, deviceFigures(deliveredByDevice(results), scheduler, use), ['h.gpu2 stalled three times and was taken out']);
     await writeRunReport(report);
 
     const json = JSON.parse(fs.readFileSync(path.join(dir, 'run_report.json'), 'utf8')) as RunReport;
@@ -136,7 +122,7 @@ describe('run report: per-device figures and report.html', () => {
     const telemetry: TelemetryRow[] = results.flatMap((r, d) =>
       [6, 7, 8, 9].map((s) => ({ device: r.device, shard: String(d), time: at(s) / 1000, framesPerSecond: 10 + d, gpuUtilization: 0.5 + d / 4, gpuMemoryBytes: (d + 1) * 2 ** 30 })),
     );
-    const report = reportOf(dir, deviceFigures(delivered(results), {}, deviceUse(traceOf(results), RUN_START)));
+    const report = reportOf(dir, deviceFigures(deliveredByDevice(results), {}, deviceUse(traceOf(results), RUN_START)));
     const html = renderReportHtml({ report, trace: traceOf(results), telemetry });
     for (const id of ['gpu-utilization', 'gpu-memory', 'frames-per-second']) {
       const figure = new RegExp(`<figure id="${id}">([^]*?)</figure>`).exec(html)?.[1];
@@ -159,7 +145,7 @@ describe('run report: per-device figures and report.html', () => {
       ...[30, 31, 32].map((s) => ({ device: 'h.gpu0', shard: '000', time: at(s) / 1000, framesPerSecond: 10, gpuUtilization: 0.9, gpuMemoryBytes: 2 ** 30 })),
       ...[6, 7, 8].map((s) => ({ device: 'h.gpu0', shard: '001', time: at(s) / 1000, framesPerSecond: 12, gpuUtilization: 0.8, gpuMemoryBytes: 2 ** 30 })),
     ];
-    const report = reportOf(dir, deviceFigures(delivered(results), {}, deviceUse(traceOf(results), RUN_START)));
+    const report = reportOf(dir, deviceFigures(deliveredByDevice(results), {}, deviceUse(traceOf(results), RUN_START)));
     const html = renderReportHtml({ report, trace: traceOf(results), telemetry });
     const path = /<figure id="gpu-utilization">[^]*?<path d="([^"]+)"[^>]*class="series"/.exec(html)![1];
     const steps = [...path.matchAll(/([ML])([\d.]+),/g)].map((m) => [m[1], Number(m[2])] as [string, number]);
@@ -181,7 +167,7 @@ describe('run report: per-device figures and report.html', () => {
     assert.equal(deviceUse(trace, null)['h.gpu0'].idleGapsSeconds, 3585 + 2);
 
     const telemetry: TelemetryRow[] = [-3595, 10].map((s) => ({ device: 'h.gpu0', shard: '0', time: at(s) / 1000, framesPerSecond: 10, gpuUtilization: 0.9, gpuMemoryBytes: 2 ** 30 }));
-    const figures = deviceFigures(delivered([...earlier, ...now]), {}, use);
+    const figures = deviceFigures(deliveredByDevice([...earlier, ...now]), {}, use);
     assert.equal(figures['h.gpu0'].shards, 4, 'the cached shards still count as delivered');
     assert.equal(figures['h.gpu0'].shardsFromCache, 2);
     const html = renderReportHtml({ report: reportOf(dir, figures), trace, telemetry });
