@@ -10,7 +10,7 @@ import { renderReportHtml } from '../../activities/outputs/report-html';
 import { deviceFigures, runWarnings, writeRunReport, type RunReport } from '../../activities/outputs/run-report';
 import { SCORE_BINS } from '../../activities/outputs/prediction-outputs';
 import { TELEMETRY_COLUMNS, writeTrace, type TelemetryRow, type TraceRow } from '../../activities/outputs/trace';
-import { deliveredByDevice, type OutputsSummary } from '../../activities/outputs/implementation';
+import { deliveredByDevice } from '../../activities/outputs/implementation';
 import type { ShardResult } from '../../activities/gpu/embed-shard';
 import type { DeviceReport } from '../../workflows/engine/messages';
 
