@@ -13,8 +13,8 @@ import { repoRoot } from '../outputs/python';
 
 const TINY = ['--synthetic-weights', 'tiny', '-d', 'cpu', '--no-progress', '--shard-frames', '100'];
 
-function sh(...args: string[]): void {
-  execFileSync(args[0], args.slice(1), { stdio: 'pipe' });
+function sh(...args: string[]): string {
+  return execFileSync(args[0], args.slice(1), { stdio: 'pipe', encoding: 'utf8' });
 }
 
 /** The example reads, `copies` times over with fresh ids: a few thousand frames. */
@@ -31,6 +31,18 @@ interface Host {
   address: string;
 }
 
+/** Namespaces and links an earlier run of this test left when it was killed: their addresses
+ * (10.231.x.1/24) would shadow this run's. */
+function removeStaleHosts(): void {
+  for (const name of sh('ip', 'netns', 'list').split('\n').map((l) => l.split(' ')[0]).filter((n) => STALE_NETNS.test(n))) sh('ip', 'netns', 'del', name);
+  for (const line of sh('ip', '-o', 'link').split('\n')) {
+    const link = /^\d+: ([^@:]+)/.exec(line)?.[1];
+    if (link && STALE_LINK.test(link)) sh('ip', 'link', 'del', link);
+  }
+}
+const STALE_NETNS = /^vp[0-9a-f]{4}host[bc]$/;
+const STALE_LINK = /^vp[0-9a-f]{4}[01]a$/;
+
 describe('durability: more hosts join a run, and one vanishes', function () {
   this.timeout(600_000);
   let env: CliEnvironment;
@@ -44,6 +56,7 @@ describe('durability: more hosts join a run, and one vanishes', function () {
     } catch {
       this.skip();
     }
+    removeStaleHosts();
     env = await CliEnvironment.create({ ip: '0.0.0.0' });
     const tag = randomBytes(2).toString('hex');
     for (const [i, name] of ['hostb', 'hostc'].entries()) {
