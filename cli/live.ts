@@ -34,6 +34,8 @@ export interface DeviceView {
   /** What the device does now: computing, loading, queued, idle. */
   phase: string;
   restarts: number;
+  /** Seconds until this device's running and queued shards are done at its current rate (null when unknown). */
+  etaSeconds: number | null;
 }
 
 export interface RunView {
@@ -94,6 +96,8 @@ export function runView(report: ProgressReport, tasks: LiveTask[], gpuStep = 'em
     const mine = tasks.filter((t) => t.device === id);
     const computing = mine.find((t) => t.phase === 'computing');
     const live = computing ?? mine[0];
+    const framesLeft = mine.reduce((sum, t) => sum + Math.max(0, (t.framesTotal ?? 0) - t.framesDone), 0);
+    const rate = computing?.framesPerSecond ?? null;
     return {
       id,
       state: device.state,
@@ -104,6 +108,7 @@ export function runView(report: ProgressReport, tasks: LiveTask[], gpuStep = 'em
       gpuMemoryBytes: live?.gpuMemoryBytes ?? null,
       phase: device.state !== 'active' ? device.state : (live?.phase ?? 'idle'),
       restarts: device.restarts,
+      etaSeconds: rate !== null && rate > 0 ? framesLeft / rate : mine.length === 0 ? 0 : null,
     };
   });
   const step = report.steps[gpuStep];

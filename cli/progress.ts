@@ -85,7 +85,7 @@ export function progressLine(report: ProgressReport, view: RunView, taskEta: num
 
 /** The per-device table of `virnucpro status`. */
 export function deviceTable(view: RunView): string[] {
-  const header = ['DEVICE', 'STATE', 'NOW', 'TASKS', 'FRAMES', 'FRAMES/S', 'GPU', 'MEMORY', 'RESTARTS'];
+  const header = ['DEVICE', 'STATE', 'NOW', 'TASKS', 'FRAMES', 'FRAMES/S', 'GPU', 'MEMORY', 'ETA', 'RESTARTS'];
   const rows = view.devices.map((d) => [
     d.id,
     d.state,
@@ -95,6 +95,7 @@ export function deviceTable(view: RunView): string[] {
     d.framesPerSecond === null ? '-' : d.framesPerSecond.toFixed(0),
     d.gpuUtilization === null ? '-' : `${Math.round(d.gpuUtilization * 100)}%`,
     formatBytes(d.gpuMemoryBytes),
+    d.etaSeconds === null ? '-' : formatDuration(d.etaSeconds),
     String(d.restarts),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

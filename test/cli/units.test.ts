@@ -10,7 +10,7 @@ import { loadSettings, packageRoot, runUiLink } from '../../cli/config';
 import { RUN_SEARCH_ATTRIBUTES, searchAttributeArgs } from '../../workflows/search-attributes';
 import { discoverDevices } from '../../cli/devices';
 import { predictSpec, runtimeDtype } from '../../cli/commands/predict-options';
-import { EtaEstimator, progressLine, taskTotals } from '../../cli/progress';
+import { deviceTable, EtaEstimator, progressLine, taskTotals } from '../../cli/progress';
 import { runView, type LiveTask } from '../../cli/live';
 import { canonicalJson, runIdFor } from '../../cli/runs';
 import type { ProgressReport } from '../../workflows/engine/messages';
@@ -179,6 +179,10 @@ describe('cli units', () => {
         ['h.gpu1', 240, 20, 'computing'],
         ['h.gpu2', 0, null, 'left'],
       ]);
+      // gpu0: 40 frames of its shard left at 50/s; gpu1: 100 queued + 60 running at 20/s; gpu2 has none.
+      assert.deepEqual(view.devices.map((d) => d.etaSeconds), [40 / 50, 160 / 20, 0]);
+      assert.match(deviceTable(view)[0], /ETA/);
+      assert.match(deviceTable(view)[2], /\bh\.gpu1\b.*\b8s\b/);
       assert.equal(view.framesDone, 500);
       assert.equal(view.framesTotal, 1000);
       assert.equal(view.framesPerSecond, 70);
