@@ -85,6 +85,11 @@ class Utf8Builder {
     this.offsets[++this.length] = end;
   }
 
+  /** The bytes of value `i` (a view: valid until the next push). */
+  value(i: number): Uint8Array {
+    return this.bytes.subarray(this.offsets[i], this.offsets[i + 1]);
+  }
+
   private growBytes(needed: number): void {
     if (needed > 0x7fffffff) throw new RangeError('string column exceeds 2 GiB; use a smaller shard size');
     const grown = Buffer.allocUnsafe(Math.min(0x7fffffff, Math.max(needed, this.bytes.length * 2)));
@@ -126,6 +131,30 @@ export class FrameColumns {
     this.chunkIndex.push(chunkIndex);
     this.nucleotide.push(nucleotide);
     this.protein.push(protein);
+  }
+
+  /** The rows of `parts` (in order) cut into consecutive tables of `sizes` rows. */
+  static recut(parts: readonly FrameColumns[], sizes: readonly number[]): FrameColumns[] {
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    if (sizes.reduce((a, b) => a + b, 0) !== total) throw new RangeError(`cannot cut ${total} rows into shards of ${sizes.join('+')}`);
+    const out: FrameColumns[] = [];
+    let part = 0;
+    let row = 0;
+    for (const size of sizes) {
+      const cut = new FrameColumns();
+      while (cut.length < size) {
+        while (row === parts[part].length) [part, row] = [part + 1, 0];
+        const from = parts[part];
+        cut.frameId.push(from.frameId.value(row));
+        cut.recordIndex.push(from.recordIndex[row]);
+        cut.chunkIndex.push(from.chunkIndex[row]);
+        cut.nucleotide.push(from.nucleotide.value(row));
+        cut.protein.push(from.protein.value(row));
+        row++;
+      }
+      out.push(cut);
+    }
+    return out;
   }
 
   /** The complete Arrow IPC file of these rows. */

@@ -20,7 +20,7 @@ import { ReadInputError } from './errors';
 import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './prepared-reads';
 import { readSequences } from './sequence-reader';
 import { SixFrameTranslator, type FrameName } from './translation';
-import { estimateFrames, shardFramesFor } from './shard-size';
+import { estimateFrames, shardFramesFor, shardSizes, tailFrames } from './shard-size';
 
 
 /** Records per Arrow batch of the records table (it is streamed, never held whole). */
@@ -94,6 +94,9 @@ export function shardFileName(index: number): string {
 export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHooks = {}): Promise<PrepareReadsOutput> {
   const parsed = prepareReadsInput.parse(rawInput);
   const input = { ...parsed, shardFrames: parsed.shardFrames ?? shardFramesFor(estimateFrames(parsed.input, parsed.expectedLength)) };
+  // Shards of the size we chose end in a finer tail (shard-size.ts): its frames are kept back
+  // until the input ends. A size the user gave is kept exactly.
+  const keepBack = parsed.shardFrames == null ? tailFrames(input.shardFrames) : 0;
   await mkdir(input.workDir, { recursive: true });
   const stats = emptyStats();
   const shards: FileRef[] = [];
@@ -119,6 +122,8 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
   try {
     const translator = new SixFrameTranslator();
     const filled: FrameColumns[] = [];
+    const held: FrameColumns[] = [];
+    let heldFrames = 0;
     for await (const chunk of chunkRecords(readSequences(input.input), input.input, input.expectedLength, stats, hooks.warn)) {
       hooks.signal?.throwIfAborted();
       if (chunk.k === 1) {
@@ -135,12 +140,24 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
           columns = new FrameColumns();
         }
       });
-      for (const shard of filled.splice(0)) await flushShard(shard);
+      for (const shard of filled.splice(0)) {
+        held.push(shard);
+        heldFrames += shard.length;
+        while (held.length > 0 && heldFrames - held[0].length >= keepBack) {
+          heldFrames -= held[0].length;
+          await flushShard(held.shift()!);
+        }
+      }
       if (stats.chunks % PROGRESS_EVERY_CHUNKS === 0) hooks.onProgress?.(progress());
     }
     if (stats.records === 0) throw new ReadInputError(input.input, 'no record with a non-empty sequence');
-    // A run that keeps no frame still gets one (empty) shard, so downstream steps see a table.
-    if (columns.length > 0 || shards.length === 0) await flushShard(columns);
+    if (keepBack > 0 && heldFrames + columns.length > 0) {
+      for (const shard of FrameColumns.recut([...held, columns], shardSizes(heldFrames + columns.length, input.shardFrames))) await flushShard(shard);
+    } else {
+      for (const shard of held) await flushShard(shard);
+      // A run that keeps no frame still gets one (empty) shard, so downstream steps see a table.
+      if (columns.length > 0 || shards.length === 0) await flushShard(columns);
+    }
   } catch (err) {
     await records.abort(err);
     throw err;

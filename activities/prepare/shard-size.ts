@@ -22,6 +22,46 @@ export function shardFramesFor(estimatedFrames: number): number {
   return Math.round(Math.min(MAX_SHARD_FRAMES, Math.max(MIN_SHARD_FRAMES, estimatedFrames / SHARDS_PER_RUN)));
 }
 
+// The end of a run is cut finer: its last shards halve in size down to TAIL_MIN_FRAMES, each size
+// TAIL_REPEATS times (about one per device of an 8-GPU host), so that the last shards of devices
+// of different speeds end close together (bench/balance: 8 devices of 1-4x speed on 500,000
+// frames end 1.9% of the run apart instead of 6.7%, counting 0.6 s per shard). The tail holds at
+// most TAIL_MAX_FRAMES, which prepare keeps in memory until it knows where the input ends.
+export const TAIL_MIN_FRAMES = 1_000;
+const TAIL_REPEATS = 8;
+const TAIL_MAX_FRAMES = 100_000;
+
+/** The sizes of the tail shards for full shards of `shardFrames`, largest first. */
+export function tailPlan(shardFrames: number): number[] {
+  const repeats = Math.max(2, Math.min(TAIL_REPEATS, Math.floor(TAIL_MAX_FRAMES / shardFrames)));
+  const sizes: number[] = [];
+  for (let size = Math.round(shardFrames / 2); ; size = Math.round(size / 2)) {
+    const step = Math.max(TAIL_MIN_FRAMES, size);
+    if (step >= shardFrames) break;
+    for (let i = 0; i < repeats; i++) sizes.push(step);
+    if (step === TAIL_MIN_FRAMES) break;
+  }
+  return sizes;
+}
+
+/** How `frames` frames are cut into shards of `shardFrames` with the tail of `tailPlan`: full
+ * shards, one shorter shard where the remainder does not fill one, then as much of the tail
+ * (its smallest end) as the frames allow. */
+export function shardSizes(frames: number, shardFrames: number): number[] {
+  const tail = tailPlan(shardFrames);
+  let used = tail.length;
+  let tailFrames = tail.reduce((a, b) => a + b, 0);
+  while (used > 0 && tailFrames > frames) tailFrames -= tail[tail.length - used--];
+  const head = frames - tailFrames;
+  const sizes = [...Array.from({ length: Math.floor(head / shardFrames) }, () => shardFrames), ...(head % shardFrames ? [head % shardFrames] : [])];
+  return [...sizes, ...tail.slice(tail.length - used)];
+}
+
+/** The most frames the tail can hold (what prepare keeps back until the input ends). */
+export function tailFrames(shardFrames: number): number {
+  return tailPlan(shardFrames).reduce((a, b) => a + b, 0);
+}
+
 /** Roughly how many frames `path` will give at chunk length `chunkLength`. */
 export function estimateFrames(path: string, chunkLength: number): number {
   const size = statSync(path).size;

@@ -21,6 +21,9 @@ export interface SimOptions {
   slots?: number;
   /** Seconds a dispatch costs before its first item starts (activity hand-over). */
   handOverS?: number;
+  /** Seconds each item costs its device besides its frames (writing its result, starting the
+   * next: 0.4-0.8 s between shards in the H100 run's trace.tsv); idle, not busy, time. */
+  perItemS?: number;
   /** Each dispatch and move as it happens. */
   log?: (line: string) => void;
 }
@@ -45,6 +48,7 @@ interface Running {
 
 export function simulate(options: SimOptions): SimResult {
   const handOver = options.handOverS ?? 0.5;
+  const perItem = options.perItemS ?? 0;
   const scheduler = new Scheduler({ ...defaultSchedulerPolicy, slots: options.slots ?? 2, stalledCooldownMs: 60_000 });
   const speedOf = new Map(options.devices.map((d) => [d.id, d.speed]));
   const queues = new Map<string, SchedDispatch[]>(options.devices.map((d) => [d.id, []]));
@@ -59,15 +63,18 @@ export function simulate(options: SimOptions): SimResult {
   let dispatches = 0;
   let now = 0;
 
-  /** Time `current` spent computing (not handing over) until `until`. */
-  const computeTime = (current: Running, until: number) => Math.max(0, Math.min(until, current.itemEnds[current.itemEnds.length - 1]) - (current.started + handOver));
+  /** Time `current` spent computing (not handing over, not between items) until `until`. */
+  const computeTime = (current: Running, until: number) => {
+    const started = current.itemEnds.filter((end, k) => (k === 0 ? current.started + handOver : current.itemEnds[k - 1]) < until).length;
+    return Math.max(0, Math.min(until, current.itemEnds[current.itemEnds.length - 1]) - (current.started + handOver) - perItem * started);
+  };
   const startNext = (device: string) => {
     if (running.get(device)) return;
     const next = queues.get(device)!.shift();
     if (!next) return;
     let t = now + handOver;
     const itemEnds = next.tasks.map((task) => {
-      if (!cached.has(task.id)) t += task.units / speedOf.get(device)!;
+      if (!cached.has(task.id)) t += perItem + task.units / speedOf.get(device)!;
       return t;
     });
     running.set(device, { dispatch: next, started: now, itemEnds });

@@ -69,7 +69,7 @@ export const predictSpec: CommandSpec<PredictOptions> = {
     { long: 'synthetic-weights', value: 'tiny|full', help: 'random test weights instead of the real models (results are NOT biology)' },
     { long: 'esm2-weights', value: 'PATH', help: 'ESM-2 3B: fair-esm .pt file or Hugging Face folder (default: <weights>/esm2_t36_3B_UR50D[.pt])' },
     { long: 'dnabert-weights', value: 'DIR', help: 'DNABERT-S Hugging Face folder (default: <weights>/DNABERT-S)' },
-    { long: 'shard-frames', value: 'N', help: `frames per shard, the unit a GPU computes and the cache keeps (default: about ${SHARDS_PER_RUN} shards per input, ${MIN_SHARD_FRAMES}-${MAX_SHARD_FRAMES} frames each)` },
+    { long: 'shard-frames', value: 'N', help: `frames per shard, the unit a GPU computes and the cache keeps (default: about ${SHARDS_PER_RUN} shards per input, ${MIN_SHARD_FRAMES}-${MAX_SHARD_FRAMES} frames each, the last ones finer)` },
     { long: 'token-budget', value: 'N', help: 'ESM-2 tokens per batch (default: tuned per device)' },
     { long: 'exact', help: 'fp32 on GPUs too, as the original computes (about 12x slower; default: ESM-2 in bf16, DNABERT-S fp32 with TF32)' },
     { long: 'embeddings', help: 'also keep the DNABERT-S and ESM-2 embeddings in the shard results (implies -k)' },

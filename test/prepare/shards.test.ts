@@ -8,6 +8,7 @@ import { prepareReads } from '../../activities/prepare/prepare-activity';
 import { ReadInputError } from '../../activities/prepare/errors';
 import { fixture, scratch } from './fixtures';
 import { TABLES } from '../../activities/formats';
+import { MIN_SHARD_FRAMES, shardSizes, TAIL_MIN_FRAMES, tailPlan } from '../../activities/prepare/shard-size';
 
 function readTable(path: string) {
   return tableFromIPC(readFileSync(path));
@@ -113,6 +114,34 @@ describe('prepare: frame shards and records table', () => {
     const out = await prepareReads({ input, expectedLength: 300, workDir: join(tmp.dir, 'w'), shardFrames: 2 });
     const ids = out.shards.map((s) => [...readTable(s.path)].map((r) => r.frame_id as string));
     assert.deepEqual(ids, [['one_chunk_1F1', 'one_chunk_1F3'], ['one_chunk_1R1', 'one_chunk_1R2'], ['one_chunk_1R3']]);
+  });
+
+  it('ends shards of the size it chose in a finer tail, and keeps a size the user gave exactly', async () => {
+    // 'GCT' repeats are stop-free in all six frames: 9,000 reads of 500 bp give 54,000 frames.
+    const input = join(tmp.dir, 'many.fa');
+    writeFileSync(input, Array.from({ length: 9_000 }, (_, i) => `>r${i}\n${'GCT'.repeat(167).slice(0, 500)}\n`).join(''));
+    const chosen = await prepareReads({ input, expectedLength: 500, workDir: join(tmp.dir, 'chosen') });
+    const exact = await prepareReads({ input, expectedLength: 500, workDir: join(tmp.dir, 'exact'), shardFrames: MIN_SHARD_FRAMES });
+    assert.equal(chosen.stats.frames, 54_000);
+    const rows = (out: typeof chosen) => out.shards.map((s) => s.rows);
+    assert.deepEqual(rows(chosen), shardSizes(54_000, MIN_SHARD_FRAMES), 'full shards, then the tail');
+    assert.deepEqual(rows(chosen).slice(-3), [TAIL_MIN_FRAMES, TAIL_MIN_FRAMES, TAIL_MIN_FRAMES]);
+    assert.deepEqual(rows(exact), [...Array(10).fill(5_000), 4_000], 'a given size is kept');
+    const ids = (out: typeof chosen) => out.shards.flatMap((s) => [...readTable(s.path)].map((r) => `${r.frame_id}/${r.record_index}/${r.chunk_index}`));
+    assert.deepEqual(ids(chosen), ids(exact), 'the same frames in the same order');
+  });
+
+  it('cuts any frame count into full shards and a tail that shrinks to its smallest size', () => {
+    for (const size of [5_000, 12_345, 50_000]) {
+      const tail = tailPlan(size);
+      assert.ok(tail.every((s, i) => s < size && s >= TAIL_MIN_FRAMES && (i === 0 || s <= tail[i - 1])), `tail of ${size}: ${tail}`);
+      for (const frames of [0, 1, 999, 4_321, 38_000, 250_000, 1_234_567]) {
+        const sizes = shardSizes(frames, size);
+        assert.equal(sizes.reduce((a, b) => a + b, 0), frames, `${frames} frames in shards of ${size}`);
+        assert.ok(sizes.every((s) => s > 0 && s <= size));
+      }
+    }
+    assert.deepEqual(shardSizes(1_000_000, 5_000).slice(0, 3), [5_000, 5_000, 5_000]);
   });
 
   it('validates its input', async () => {
