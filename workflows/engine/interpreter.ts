@@ -141,29 +141,23 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
         concurrency: options.scatterConcurrency,
       });
     }
-    const outputs: Outputs[][] = new Array(batches.length);
-    let next = 0;
-    async function worker(): Promise<void> {
-      while (next < batches.length) {
-        const batch = batches[next++];
-        progress.started(spec.name, batch.items.length);
-        try {
-          const result = await executeChild(scatterBatch, {
-            workflowId: `${context.runWorkflowId}/${spec.name}/batch-${batch.batch}`,
-            taskQueue: cpuQueue(input.taskQueuePrefix),
-            args: [batch],
-          });
-          progress.finished(spec.name, 'done', result.unreportedDone);
-          progress.finished(spec.name, 'cached', result.unreportedCached);
-          outputs[batch.batch] = result.outputs;
-        } catch (error) {
-          const reported = reportedByBatch.get(`${spec.name}/${batch.batch}`) ?? 0;
-          progress.finished(spec.name, 'failed', batch.items.length - reported);
-          throw error;
-        }
+    const outputs = await mapWithLimit(batches, options.maxConcurrentBatches, async (batch) => {
+      progress.started(spec.name, batch.items.length);
+      try {
+        const result = await executeChild(scatterBatch, {
+          workflowId: `${context.runWorkflowId}/${spec.name}/batch-${batch.batch}`,
+          taskQueue: cpuQueue(input.taskQueuePrefix),
+          args: [batch],
+        });
+        progress.finished(spec.name, 'done', result.unreportedDone);
+        progress.finished(spec.name, 'cached', result.unreportedCached);
+        return result.outputs;
+      } catch (error) {
+        const reported = reportedByBatch.get(`${spec.name}/${batch.batch}`) ?? 0;
+        progress.finished(spec.name, 'failed', batch.items.length - reported);
+        throw error;
       }
-    }
-    await Promise.all(Array.from({ length: Math.min(options.maxConcurrentBatches, batches.length) }, worker));
+    });
     return outputs.flat();
   }
 
