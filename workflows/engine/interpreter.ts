@@ -20,7 +20,7 @@ import {
   stepHeartbeatSignal,
 } from './messages';
 import { mapWithLimit } from './concurrency';
-import { ProgressTracker } from './progress';
+import { ProgressTracker, stepOutcome } from './progress';
 import { ScatterBatchInput, scatterBatch } from './scatter-batch';
 import { TaskContext, cpuActivities, stepTask } from './tasks';
 
@@ -90,18 +90,12 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
     return collected;
   }
 
-  async function runSingle(spec: ProcessSpec, inputs: Outputs): Promise<StepResult> {
+  // Not async: an async wrapper would hand a cpu step's result to runProcess a microtask later,
+  // which can reorder the commands of steps finishing together (recorded histories must replay).
+  function runSingle(spec: ProcessSpec, inputs: Outputs): Promise<StepResult> {
     const task = stepTask(context, spec, inputs, null);
     if (spec.resource === 'gpu') return pool.submit(spec, task, 1);
-    progress.started(spec.name);
-    try {
-      const result = await cpuActivities(input.taskQueuePrefix, spec).runStep(task);
-      progress.finished(spec.name, result.cached ? 'cached' : 'done');
-      return result;
-    } catch (error) {
-      progress.finished(spec.name, 'failed');
-      throw error;
-    }
+    return progress.track(spec.name, 1, () => cpuActivities(input.taskQueuePrefix, spec).runStep(task), stepOutcome);
   }
 
   async function runScatter(spec: ProcessSpec, port: string, items: JsonValue[], common: Outputs): Promise<Outputs[]> {
@@ -112,17 +106,10 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
     }
     if (items.length <= options.scatterBatchSize) {
       const activities = cpuActivities(input.taskQueuePrefix, spec);
-      return mapWithLimit(items, options.scatterConcurrency, async (item, index) => {
-        progress.started(spec.name);
-        try {
-          const result = await activities.runStep(stepTask(context, spec, { ...common, [port]: item }, index));
-          progress.finished(spec.name, result.cached ? 'cached' : 'done');
-          return result.outputs;
-        } catch (error) {
-          progress.finished(spec.name, 'failed');
-          throw error;
-        }
-      });
+      const results = await mapWithLimit(items, options.scatterConcurrency, (item, index) =>
+        progress.track(spec.name, 1, () => activities.runStep(stepTask(context, spec, { ...common, [port]: item }, index)), stepOutcome),
+      );
+      return results.map((result) => result.outputs);
     }
     return runBatches(spec, port, items, common);
   }
@@ -141,24 +128,21 @@ export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineR
         concurrency: options.scatterConcurrency,
       });
     }
-    const outputs = await mapWithLimit(batches, options.maxConcurrentBatches, async (batch) => {
-      progress.started(spec.name, batch.items.length);
-      try {
-        const result = await executeChild(scatterBatch, {
-          workflowId: `${context.runWorkflowId}/${spec.name}/batch-${batch.batch}`,
-          taskQueue: cpuQueue(input.taskQueuePrefix),
-          args: [batch],
-        });
-        progress.finished(spec.name, 'done', result.unreportedDone);
-        progress.finished(spec.name, 'cached', result.unreportedCached);
-        return result.outputs;
-      } catch (error) {
-        const reported = reportedByBatch.get(`${spec.name}/${batch.batch}`) ?? 0;
-        progress.finished(spec.name, 'failed', batch.items.length - reported);
-        throw error;
-      }
-    });
-    return outputs.flat();
+    const results = await mapWithLimit(batches, options.maxConcurrentBatches, (batch) =>
+      progress.track(
+        spec.name,
+        batch.items.length,
+        () =>
+          executeChild(scatterBatch, {
+            workflowId: `${context.runWorkflowId}/${spec.name}/batch-${batch.batch}`,
+            taskQueue: cpuQueue(input.taskQueuePrefix),
+            args: [batch],
+          }),
+        (result) => ({ done: result.unreportedDone, cached: result.unreportedCached }),
+        () => reportedByBatch.get(`${spec.name}/${batch.batch}`) ?? 0,
+      ),
+    );
+    return results.flatMap((result) => result.outputs);
   }
 
   for (const spec of dag.processes) results.set(spec.name, runProcess(spec));
