@@ -16,7 +16,7 @@ import { ActivityRegistry, allImplementations } from '../activities/registry';
 import type { LoadArgs } from '../activities/gpu/protocol';
 import { registerRuntimeDevice, runtimeFor, shutdownRuntimes } from '../activities/gpu/resident-runtime';
 import { deviceId } from '../workflows/queues';
-import { deviceJoinedSignal, deviceLeftSignal } from '../workflows/engine/messages';
+import { deviceJoinedSignal, deviceLeftSignal } from '../workflows/interpreter/messages';
 
 export interface LocalWorkers {
   /** Device ids (`<host>.gpu<N>`) served here. */

@@ -14,7 +14,7 @@ export interface RunMemo {
   logFile?: string;
   input?: string;
   sample?: string;
-  /** What the workflow records as it goes (workflows/engine/run-facts.ts `RunFacts`). */
+  /** What the workflow records as it goes (workflows/interpreter/run-facts.ts `RunFacts`). */
   progress?: { state?: string; framesDone?: number; framesTotal?: number | null; framesPerSecond?: number | null };
 }
 

@@ -10,7 +10,7 @@ import { defineImplementation, fileRef } from '../engine/implementation';
 import { loadArgs, ProgressEvent } from './protocol';
 import { runtimeFor } from './resident-runtime';
 import { RuntimeFailure } from './runtime-process';
-import { DEVICE_STALLED } from '../../workflows/engine/messages';
+import { DEVICE_STALLED } from '../../workflows/interpreter/messages';
 
 export const EMBED_SHARD = 'gpu.embed-classify';
 

@@ -9,7 +9,7 @@ import { syntheticBanner, SyntheticWeights } from './prediction-outputs';
 import { renderReportHtml } from './report-html';
 import { readTelemetry, readTrace } from './trace';
 import type { DeviceUse } from './device-use';
-import type { DeviceReport } from '../../workflows/engine/messages';
+import type { DeviceReport } from '../../workflows/interpreter/messages';
 
 export const RUN_REPORT_JSON = 'run_report.json';
 export const RUN_REPORT_MD = 'run_report.md';

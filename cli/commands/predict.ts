@@ -26,7 +26,7 @@ import { prepareStats } from '../../activities/prepare/prepare-activity';
 import { fingerprintReads } from '../../activities/prepare/implementation';
 import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
 import { cpuQueue, gpuQueue } from '../../workflows/queues';
-import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
+import type { RunPipelineInput, RunPipelineResult } from '../../workflows/interpreter/messages';
 import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, sampleName, type PredictOptions } from './predict-options';
 import { resolveWeights, weightFingerprints } from './predict-weights';
 import { findLegacyRuns } from '../../activities/legacy/sources';

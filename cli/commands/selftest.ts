@@ -14,7 +14,7 @@ import { startOrAttach } from '../runs';
 import { openSession } from '../session';
 import { getPipeline } from '../../workflows/pipelines';
 import { cpuQueue } from '../../workflows/queues';
-import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
+import type { RunPipelineInput, RunPipelineResult } from '../../workflows/interpreter/messages';
 
 const schema = z.object({
   _: z.tuple([]),

@@ -1,11 +1,11 @@
-// The device scheduler (workflows/engine/scheduler.ts, the code the workflow runs) in virtual
+// The device scheduler (workflows/interpreter/scheduler.ts, the code the workflow runs) in virtual
 // time: devices of mixed speeds finish together, a slow device is not a stalled one, a stalled
 // or failing one is handled by name. The numbers of the main case are recorded by
 // `node dist/bench/balance/run.js` in bench/results/<date>-balance-sim.json.
 import assert from 'node:assert/strict';
 import { EIGHT_MIXED, FRAMES, shardsOf } from '../../bench/balance/run';
 import { simulate } from '../../bench/balance/simulate';
-import { Scheduler, defaultSchedulerPolicy, type Action, type SchedDispatch, type SchedTask } from '../../workflows/engine/scheduler';
+import { Scheduler, defaultSchedulerPolicy, type Action, type SchedDispatch, type SchedTask } from '../../workflows/interpreter/scheduler';
 
 function spread(devices: Array<{ finishS: number }>): number {
   return Math.max(...devices.map((d) => d.finishS)) - Math.min(...devices.map((d) => d.finishS));

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { ActivityRegistry } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
-import { runPipeline } from '../../workflows/engine/interpreter';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
 import { cpuQueue } from '../../workflows/queues';
 import { useEngine } from '../support/engine';
 import { testImplementations } from './test-implementations';

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { ActivityRegistry } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
 import type { Dag, JsonValue } from '../../workflows/dsl/types';
-import { runPipeline } from '../../workflows/engine/interpreter';
-import { EngineOptions, progressQuery } from '../../workflows/engine/messages';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
+import { InterpreterOptions, progressQuery } from '../../workflows/interpreter/messages';
 import { cpuQueue } from '../../workflows/queues';
 import { useEngine } from '../support/engine';
 import { journal, testImplementations } from './test-implementations';
@@ -17,7 +17,7 @@ describe('engine: interpreter', function () {
   const engine = useEngine({ registry: new ActivityRegistry(testImplementations), devices: [] }, 'virnucpro-interpreter-');
 
   let runs = 0;
-  function start(dag: Dag, inputs: Record<string, JsonValue>, options: Partial<EngineOptions> = {}) {
+  function start(dag: Dag, inputs: Record<string, JsonValue>, options: Partial<InterpreterOptions> = {}) {
     return engine.env.client.workflow.start(runPipeline, {
       taskQueue: cpuQueue(engine.workers.prefix),
       workflowId: `interpreter-${Date.now()}-${runs++}`,

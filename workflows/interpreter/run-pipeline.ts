@@ -8,12 +8,12 @@ import { Outputs, gathered, pipelineOutputs, processInputs, upstreamOf } from '.
 import { CpuSteps } from './cpu-steps';
 import { DevicePool } from './device-pool';
 import {
-  EngineOptions,
+  InterpreterOptions,
   RunPipelineInput,
   RunPipelineResult,
   StepResult,
   batchProgressSignal,
-  defaultEngineOptions,
+  defaultInterpreterOptions,
   deviceJoinedSignal,
   deviceLeftSignal,
   progressQuery,
@@ -25,7 +25,7 @@ import { TaskContext, stepTask } from './tasks';
 
 export async function runPipeline(input: RunPipelineInput): Promise<RunPipelineResult> {
   const { dag } = input;
-  const options: EngineOptions = { ...defaultEngineOptions, ...input.options };
+  const options: InterpreterOptions = { ...defaultInterpreterOptions, ...input.options };
   const context: TaskContext = {
     runWorkflowId: workflowInfo().workflowId,
     workDir: input.workDir,

@@ -5,7 +5,7 @@ import type { JsonValue, ProcessSpec } from '../dsl/types';
 import { cpuQueue } from '../queues';
 import type { Outputs } from './channels';
 import { mapWithLimit } from './concurrency';
-import type { BatchProgress, EngineOptions, StepResult, StepTask } from './messages';
+import type { BatchProgress, InterpreterOptions, StepResult, StepTask } from './messages';
 import { ProgressTracker, stepOutcome } from './progress';
 import { ScatterBatchInput, scatterBatch } from './scatter-batch';
 import { TaskContext, cpuActivities, stepTask } from './tasks';
@@ -19,7 +19,7 @@ export class CpuSteps {
 
   constructor(
     private readonly context: TaskContext,
-    private readonly options: EngineOptions,
+    private readonly options: InterpreterOptions,
     private readonly progress: ProgressTracker,
   ) {}
 
