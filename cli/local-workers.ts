@@ -11,7 +11,7 @@ import { connectWorker } from './connection';
 import type { DeviceDiscovery } from './devices';
 import { routeTemporalLogs } from './logging';
 import { cachedWorkflowBundle } from './workflow-bundle';
-import { createCpuWorker, createGpuWorker } from '../activities/engine/workers';
+import { createCpuWorker, createGpuWorker } from '../activities/steps/workers';
 import { ActivityRegistry, allImplementations } from '../activities/registry';
 import type { LoadArgs } from '../activities/gpu/protocol';
 import { registerRuntimeDevice, runtimeFor, shutdownRuntimes } from '../activities/gpu/resident-runtime';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { RecordBatchFileWriter } from 'apache-arrow';
 import { z } from 'zod';
 import { readValidMarker, writeDoneMarker, writeFileAtomic } from '../files/atomic';
-import { fileRef, type FileRef } from '../engine/implementation';
+import { fileRef, type FileRef } from '../steps/implementation';
 import { FrameColumns, recordsBatch } from './arrow-tables';
 import { ReadInputError } from './errors';
 import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './prepared-reads';

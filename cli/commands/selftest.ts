@@ -1,4 +1,4 @@
-// `virnucpro selftest`: runs the engine's selftest pipeline (generate files on the CPU queue, hash
+// `virnucpro selftest`: runs the selftest pipeline (generate files on the CPU queue, hash
 // each on a device queue, measure, combine) end to end and checks the report, exercising the
 // same machinery as `predict`: Temporal, workers, device scheduling, caching, resumption.
 import * as fs from 'node:fs';

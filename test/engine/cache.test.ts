@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileRef } from '../../activities/engine/implementation';
+import { fileRef } from '../../activities/steps/implementation';
 import { ActivityRegistry } from '../../activities/registry';
 import { selftestImplementations } from '../../activities/selftest/implementations';
 import { definePipeline } from '../../workflows/dsl/define';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { ActivityRegistry } from '../../activities/registry';
 import { selftestImplementations } from '../../activities/selftest/implementations';
-import { fileRef } from '../../activities/engine/implementation';
+import { fileRef } from '../../activities/steps/implementation';
 import { runPipeline } from '../../workflows/interpreter/run-pipeline';
 import { progressQuery } from '../../workflows/interpreter/messages';
 import { selftest } from '../../workflows/pipelines/selftest';

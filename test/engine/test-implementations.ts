@@ -3,7 +3,7 @@
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineImplementation } from '../../activities/engine/implementation';
+import { defineImplementation } from '../../activities/steps/implementation';
 
 export interface JournalEntry {
   implementation: string;
