@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { defineImplementation } from '../steps/implementation';
 import { ReadInputError } from './errors';
-import { prepareReads, prepareReadsOutput } from './prepare-activity';
+import { prepareReads, prepareReadsOutput } from './prepare-reads';
 
 export const prepareParams = z.strictObject({
   expectedLength: z.number().int().min(3).max(1_000_000),

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { TextFileWriter } from '../outputs/text-file-writer';
 import { ReadInputError } from './errors';
 import { OriginalFilesWriter, originalFilePaths, originalStem, type OriginalFilePaths } from './original-files';
-import { emptyStats, prepareChunks, type PrepareStats, type ReadRecord, type Warn } from './prepared-reads';
+import { emptyStats, prepareChunks, type PrepareStats, type ReadRecord, type Warn } from './chunk-stream';
 import { readSequences } from './sequence-reader';
 
 export interface TranslateResult {

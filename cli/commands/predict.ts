@@ -22,7 +22,7 @@ import { deviceFigures, runWarnings, writeRunReport, type RunReport } from '../.
 import { deviceUse } from '../../activities/outputs/device-use';
 import { readTrace } from '../../activities/outputs/trace';
 import { OutputWriteError } from '../../activities/outputs/text-file-writer';
-import { prepareStats } from '../../activities/prepare/prepare-activity';
+import { prepareStats } from '../../activities/prepare/prepare-reads';
 import { fingerprintReads } from '../../activities/prepare/implementation';
 import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
 import { cpuQueue, gpuQueue } from '../../workflows/queues';

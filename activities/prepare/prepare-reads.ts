@@ -1,7 +1,8 @@
 /**
- * `prepareReads`: the pipeline's first step. Reads, chunks and translates the input and
- * writes the kept frames as Arrow shards of `shardFrames` rows, the records table and,
- * when ids had to be renamed, an id map; every file atomically with its `.done` marker.
+ * `prepareReads`: the work of the pipeline's first step (implementation.ts runs it as the
+ * step). Reads, chunks and translates the input and writes the kept frames as Arrow shards of
+ * `shardFrames` rows, the records table and, when ids had to be renamed, an id map; every file
+ * atomically with its `.done` marker.
  *
  * Resumable at shard granularity: preparation is deterministic, so a shard whose file
  * already exists with a valid marker and exactly the bytes this run would write is kept
@@ -17,7 +18,7 @@ import { readValidMarker, writeDoneMarker, writeFileAtomic } from '../files/atom
 import { fileRef, type FileRef } from '../steps/implementation';
 import { FrameColumns, recordsBatch } from './arrow-tables';
 import { ReadInputError } from './errors';
-import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './prepared-reads';
+import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './chunk-stream';
 import { readSequences } from './sequence-reader';
 import { SixFrameTranslator, type FrameName } from './translation';
 import { estimateFrames, shardFramesFor } from './shard-size';
