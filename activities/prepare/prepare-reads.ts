@@ -19,6 +19,7 @@ import { fileRef, type FileRef } from '../steps/implementation';
 import { FrameColumns, recordsBatch } from './arrow-tables';
 import { ReadInputError } from './errors';
 import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './chunk-stream';
+import { ID_MAP_FILE, writeIdMap } from './id-map';
 import { readSequences } from './sequence-reader';
 import { SixFrameTranslator, type FrameName } from './translation';
 import { estimateFrames, shardFramesFor } from './shard-size';
@@ -54,7 +55,7 @@ export const prepareReadsOutput = z.strictObject({
   shards: z.array(fileRef),
   /** `records.arrow`, one row per kept record. */
   records: fileRef,
-  /** `id-map.tsv` (record_number, original_id, used_id), only when ids were renamed. */
+  /** `id_map.tsv` (id-map.ts), only when ids were renamed. */
   idMap: fileRef.optional(),
   /** Shards found complete from an earlier attempt and kept. */
   reusedShards: z.number().int().nonnegative(),
@@ -147,7 +148,7 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
     throw err;
   }
   const recordsRef = await records.finish();
-  const idMap = renamed.length > 0 ? await writeIdMap(join(input.workDir, 'id-map.tsv'), renamed) : undefined;
+  const idMap = renamed.length > 0 ? await writeMarkedIdMap(join(input.workDir, ID_MAP_FILE), renamed) : undefined;
   return prepareReadsOutput.parse({ shards, records: recordsRef, idMap, reusedShards, stats });
 }
 
@@ -163,11 +164,10 @@ async function writeShard(path: string, columns: FrameColumns): Promise<{ ref: F
   return { ref: { path, rows: columns.length, ...written }, reused: false };
 }
 
-async function writeIdMap(path: string, renamed: ReadRecord[]): Promise<FileRef> {
-  const lines = ['record_number\toriginal_id\tused_id', ...renamed.map((r) => `${r.number}\t${r.originalId}\t${r.id}`)];
-  const written = await writeFileAtomic(path, lines.join('\n') + '\n');
-  await writeDoneMarker(path, { rows: renamed.length, ...written });
-  return { path, rows: renamed.length, ...written };
+async function writeMarkedIdMap(path: string, renamed: ReadRecord[]): Promise<FileRef> {
+  const written = await writeIdMap(path, renamed);
+  await writeDoneMarker(path, written);
+  return { path, ...written };
 }
 
 /** records.arrow written while the records stream by, in batches, so its size never sits in memory. */
