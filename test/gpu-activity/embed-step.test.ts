@@ -1,4 +1,4 @@
-// The gpu step (gpu.embed-classify) as the engine runs it: Temporal, a device worker, the real
+// The gpu step (gpu.embed-classify) as the interpreter runs it: Temporal, a device worker, the real
 // runtime on CPU with tiny synthetic weights. Progress reaches the run as heartbeats, and a
 // runtime killed mid-shard is restarted without failing the run.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';

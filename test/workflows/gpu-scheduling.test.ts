@@ -15,7 +15,7 @@ import { deviceJoinedSignal, deviceLeftSignal, InterpreterOptions, progressQuery
 import { cpuQueue } from '../../workflows/queues';
 import { startTemporal } from '../support/temporal';
 import { startWorkers, TestWorkers } from '../support/workers';
-import { JournalEntry, journal, testImplementations } from './test-implementations';
+import { JournalEntry, journal, testImplementations } from '../support/test-implementations';
 
 const FAST = 'fast.gpu0';
 const SLOW = 'slow.gpu0';
@@ -40,7 +40,7 @@ function gpuScatter(name: string, params: Record<string, JsonValue>, maximumAtte
   });
 }
 
-describe('engine: gpu scheduling', function () {
+describe('interpreter: gpu scheduling', function () {
   this.timeout(120_000);
   let env: TestWorkflowEnvironment;
   let workers: TestWorkers;

@@ -8,20 +8,20 @@ import type { Dag, JsonValue } from '../../workflows/dsl/types';
 import { runPipeline } from '../../workflows/interpreter/run-pipeline';
 import { InterpreterOptions, progressQuery } from '../../workflows/interpreter/messages';
 import { cpuQueue } from '../../workflows/queues';
-import { useEngine } from '../support/engine';
-import { journal, testImplementations } from './test-implementations';
+import { useHarness } from '../support/harness';
+import { journal, testImplementations } from '../support/test-implementations';
 
-describe('engine: interpreter', function () {
+describe('interpreter: DAG runs', function () {
   this.timeout(120_000);
 
-  const engine = useEngine({ registry: new ActivityRegistry(testImplementations), devices: [] }, 'virnucpro-interpreter-');
+  const harness = useHarness({ registry: new ActivityRegistry(testImplementations), devices: [] }, 'virnucpro-interpreter-');
 
   let runs = 0;
   function start(dag: Dag, inputs: Record<string, JsonValue>, options: Partial<InterpreterOptions> = {}) {
-    return engine.env.client.workflow.start(runPipeline, {
-      taskQueue: cpuQueue(engine.workers.prefix),
+    return harness.env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(harness.workers.prefix),
       workflowId: `interpreter-${Date.now()}-${runs++}`,
-      args: [{ dag, inputs, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices: [], options }],
+      args: [{ dag, inputs, workDir: harness.workDir, taskQueuePrefix: harness.workers.prefix, devices: [], options }],
     });
   }
 
@@ -41,7 +41,7 @@ describe('engine: interpreter', function () {
       },
       outputs: { total: 'join.total' },
     });
-    // Numbers no other engine test uses: the journal is shared by every test file in this process.
+    // Numbers no other test of this process uses: the journal is shared by every test file in this process.
     const x = 5_000_000 + Math.floor(Math.random() * 1000);
     const result = await (await start(dag, { x, y: x + 1 })).result();
     assert.equal(result.outputs.total, 2 * x + 2 * (x + 1));

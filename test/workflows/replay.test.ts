@@ -10,7 +10,7 @@ import { repoRoot, workflowBundle } from '../support/temporal';
 
 const historiesDir = join(repoRoot, 'test', 'histories');
 
-describe('engine: replay of recorded histories', function () {
+describe('interpreter: replay of recorded histories', function () {
   this.timeout(120_000);
 
   const files = readdirSync(historiesDir).filter((name) => name.endsWith('.json'));
