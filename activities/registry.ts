@@ -1,6 +1,6 @@
 // Implementations by name. Workers register every implementation they may run; a DAG's process
 // names an implementation here. Each helper adds its module's implementations to `allImplementations`.
-import type { Implementation } from './engine/implementation';
+import type { Implementation } from './steps/implementation';
 import { selftestImplementations } from './selftest/implementations';
 import { prepareImplementation } from './prepare/implementation';
 import { embedShard } from './gpu/embed-shard';

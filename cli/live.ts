@@ -5,7 +5,7 @@
 //   reach the server directly, not through the workflow's history, so they can be frequent.
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
-import { progressQuery, type ProgressReport } from '../workflows/engine/messages';
+import { progressQuery, type ProgressReport } from '../workflows/interpreter/messages';
 
 /** A running task's latest heartbeat, as the gpu step writes it (activities/gpu/embed-shard.ts). */
 export interface LiveTask {

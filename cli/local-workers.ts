@@ -11,12 +11,12 @@ import { connectWorker } from './connection';
 import type { DeviceDiscovery } from './devices';
 import { routeTemporalLogs } from './logging';
 import { cachedWorkflowBundle } from './workflow-bundle';
-import { createCpuWorker, createGpuWorker } from '../activities/engine/workers';
+import { createCpuWorker, createGpuWorker } from '../activities/steps/workers';
 import { ActivityRegistry, allImplementations } from '../activities/registry';
 import type { LoadArgs } from '../activities/gpu/protocol';
 import { registerRuntimeDevice, runtimeFor, shutdownRuntimes } from '../activities/gpu/resident-runtime';
 import { deviceId } from '../workflows/queues';
-import { deviceJoinedSignal, deviceLeftSignal } from '../workflows/engine/messages';
+import { deviceJoinedSignal, deviceLeftSignal } from '../workflows/interpreter/messages';
 
 export interface LocalWorkers {
   /** Device ids (`<host>.gpu<N>`) served here. */

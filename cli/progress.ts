@@ -3,7 +3,7 @@
 // goes to a file or pipe. Per device: frames done, frames/s, GPU utilisation and memory.
 import { ServiceError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type winston from 'winston';
-import type { ProgressReport } from '../workflows/engine/messages';
+import type { ProgressReport } from '../workflows/interpreter/messages';
 import { snapshot, type DeviceView, type RunView } from './live';
 
 export interface TaskTotals {

@@ -14,7 +14,7 @@ export interface RunMemo {
   logFile?: string;
   input?: string;
   sample?: string;
-  /** What the workflow records as it goes (workflows/engine/interpreter.ts `RunFacts`). */
+  /** What the workflow records as it goes (workflows/interpreter/run-facts.ts `RunFacts`). */
   progress?: { state?: string; framesDone?: number; framesTotal?: number | null; framesPerSecond?: number | null };
 }
 
@@ -87,7 +87,7 @@ export interface StartedRun {
 /**
  * Starts the run, or attaches to the existing run with the same identity when it is running or
  * completed. A failed, cancelled or terminated run is started again under the same id; the
- * engine's step cache makes its completed steps hits, so only the rest is computed.
+ * step cache makes its completed steps hits, so only the rest is computed.
  */
 export async function startOrAttach(client: Client, request: RunRequest): Promise<StartedRun> {
   const workflowId = runIdFor(request.pipeline, request.identity);

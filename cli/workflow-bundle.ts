@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, type WorkflowBundleOption } from '@temporalio/worker';
 import type winston from 'winston';
 import { packageRoot } from './config';
-import { workflowsPath } from '../activities/engine/workers';
+import { workflowsPath } from '../activities/steps/workers';
 
 function filesUnder(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

@@ -1,3 +1,3 @@
 // Entry point of the workflow bundle (workers pass `workflowsPath: require.resolve('<dist>/workflows')`).
-export { runPipeline } from './engine/interpreter';
-export { scatterBatch } from './engine/scatter-batch';
+export { runPipeline } from './interpreter/run-pipeline';
+export { scatterBatch } from './interpreter/scatter-batch';

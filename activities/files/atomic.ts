@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { z } from 'zod';
-import { hashFile } from '../engine/files';
+import { hashFile } from '../steps/files';
 import { FILE_MARKER_VERSION } from '../formats';
 
 

@@ -5,12 +5,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { assertFileIntact } from '../engine/files';
-import { defineImplementation, fileRef } from '../engine/implementation';
+import { assertFileIntact } from '../steps/files';
+import { defineImplementation, fileRef } from '../steps/implementation';
 import { loadArgs, ProgressEvent } from './protocol';
 import { runtimeFor } from './resident-runtime';
 import { RuntimeFailure } from './runtime-process';
-import { DEVICE_STALLED } from '../../workflows/engine/messages';
+import { DEVICE_STALLED } from '../../workflows/interpreter/messages';
 
 export const EMBED_SHARD = 'gpu.embed-classify';
 

@@ -5,16 +5,16 @@ import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { assertFileIntact } from '../engine/files';
-import { defineImplementation, fileRef } from '../engine/implementation';
+import { assertFileIntact } from '../steps/files';
+import { defineImplementation, fileRef } from '../steps/implementation';
 import { shardResult, type ShardResult } from '../gpu/embed-shard';
+import { ID_MAP_FILE } from '../prepare/id-map';
 import { writePredictionOutputs } from './prediction-outputs';
 import { writeTelemetry, writeTrace } from './trace';
 import { OutputWriteError } from './text-file-writer';
 import { ApplicationFailure } from '@temporalio/common';
 
 export const WRITE_OUTPUTS = 'virnucpro.write-outputs';
-export const ID_MAP_FILE = 'id_map.tsv';
 
 /** A delivered file. Deliberately not a FileRef (`file`, not `path`): it has no `.done` marker. */
 export const deliveredFile = z.strictObject({ file: z.string(), rows: z.number().int(), bytes: z.number().int(), sha256: z.string() });

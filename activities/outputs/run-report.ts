@@ -5,11 +5,12 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../files/atomic';
 import type { OutputsSummary } from './implementation';
 import type { LegacyReport } from '../legacy/import-step';
+import { ID_MAP_FILE } from '../prepare/id-map';
 import { syntheticBanner, SyntheticWeights } from './prediction-outputs';
 import { renderReportHtml } from './report-html';
 import { readTelemetry, readTrace } from './trace';
 import type { DeviceUse } from './device-use';
-import type { DeviceReport } from '../../workflows/engine/messages';
+import type { DeviceReport } from '../../workflows/interpreter/messages';
 
 export const RUN_REPORT_JSON = 'run_report.json';
 export const RUN_REPORT_MD = 'run_report.md';
@@ -112,7 +113,7 @@ export function runWarnings(report: Pick<RunReport, 'prepare' | 'devices' | 'syn
   const warnings: string[] = [];
   if (report.synthetic) warnings.push(syntheticBanner(report.synthetic).replace(/^# /, ''));
   if (report.prepare.skippedEmpty > 0) warnings.push(`${report.prepare.skippedEmpty} record(s) with an empty sequence were skipped`);
-  if (report.prepare.duplicates > 0) warnings.push(`${report.prepare.duplicates} duplicate record id(s) were made unique; see id_map.tsv`);
+  if (report.prepare.duplicates > 0) warnings.push(`${report.prepare.duplicates} duplicate record id(s) were made unique; see ${ID_MAP_FILE}`);
   if (report.results.calls.no_frames > 0) warnings.push(`${report.results.calls.no_frames} record(s) kept no stop-free frame and have no score (call "no_frames")`);
   const restarts = Object.entries(report.devices).filter(([, d]) => d.restarts > 0);
   for (const [id, d] of restarts) warnings.push(`the runtime on ${id} died and was restarted ${d.restarts} time(s)`);

@@ -17,7 +17,7 @@ import {
   type Data,
   type DataType,
 } from 'apache-arrow';
-import type { ReadRecord } from './prepared-reads';
+import type { ReadRecord } from './chunk-stream';
 import { formatMetadata, TABLES } from '../formats';
 
 

@@ -1,13 +1,13 @@
 /**
- * The prepare step as an engine implementation: `prepareReads` in the step's own folder,
+ * The prepare step as a step implementation (activities/steps): `prepareReads` in the step's own folder,
  * its progress as heartbeats, cancellation through the step's signal.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import { defineImplementation } from '../engine/implementation';
+import { defineImplementation } from '../steps/implementation';
 import { ReadInputError } from './errors';
-import { prepareReads, prepareReadsOutput } from './prepare-activity';
+import { prepareReads, prepareReadsOutput } from './prepare-reads';
 
 export const prepareParams = z.strictObject({
   expectedLength: z.number().int().min(3).max(1_000_000),

@@ -6,7 +6,7 @@
  */
 import { basename, join } from 'node:path';
 import { TextFileWriter } from '../outputs/text-file-writer';
-import type { PreparedChunk } from './prepared-reads';
+import type { PreparedChunk } from './chunk-stream';
 
 const BIOPYTHON_FASTA_WRAP = 60;
 

@@ -4,10 +4,10 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TextFileWriter } from '../outputs/text-file-writer';
 import { ReadInputError } from './errors';
 import { OriginalFilesWriter, originalFilePaths, originalStem, type OriginalFilePaths } from './original-files';
-import { emptyStats, prepareChunks, type PrepareStats, type ReadRecord, type Warn } from './prepared-reads';
+import { emptyStats, prepareChunks, type PrepareStats, type ReadRecord, type Warn } from './chunk-stream';
+import { ID_MAP_FILE, writeIdMap } from './id-map';
 import { readSequences } from './sequence-reader';
 
 export interface TranslateResult {
@@ -35,10 +35,7 @@ export async function translateFile(input: string, expectedLength: number, outpu
     throw err;
   }
   if (renamed.length === 0) return { paths, stats };
-  const idMap = join(outputDir, `${originalStem(input)}_id_map.tsv`);
-  const out = await TextFileWriter.open(idMap);
-  await out.line('record_number\toriginal_id\tused_id', false);
-  for (const r of renamed) await out.line(`${r.number}\t${r.originalId}\t${r.id}`);
-  await out.commit();
+  const idMap = join(outputDir, `${originalStem(input)}_${ID_MAP_FILE}`);
+  await writeIdMap(idMap, renamed);
   return { paths, idMap, stats };
 }

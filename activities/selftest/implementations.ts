@@ -5,8 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineImplementation, fileRef } from '../engine/implementation';
-import { assertFileIntact } from '../engine/files';
+import { defineImplementation, fileRef } from '../steps/implementation';
+import { assertFileIntact } from '../steps/files';
 
 export const selftestSettings = z.strictObject({
   /** Number of files, i.e. gpu tasks. */

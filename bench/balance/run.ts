@@ -17,7 +17,7 @@ if (require.main === module) {
   const shards = shardsOf(FRAMES);
   const result = simulate({ devices: EIGHT_MIXED, items: shards, handOverS: 0.5 });
   const report = {
-    what: `issue 11 balance simulation: the workflow scheduler (workflows/engine/scheduler.ts) in virtual time, 8 devices of relative speeds 1-4 (145-580 frames/s), ${FRAMES / 1e6}M frames in ${shards.length} shards as predict cuts such an input (${shards[0]} frames, the last ones finer down to ${shards[shards.length - 1]}), 0.5 s hand-over per dispatch`,
+    what: `issue 11 balance simulation: the workflow scheduler (workflows/interpreter/scheduler.ts) in virtual time, 8 devices of relative speeds 1-4 (145-580 frames/s), ${FRAMES / 1e6}M frames in ${shards.length} shards as predict cuts such an input (${shards[0]} frames, the last ones finer down to ${shards[shards.length - 1]}), 0.5 s hand-over per dispatch`,
     date: new Date().toISOString().slice(0, 10),
     devices: result.devices.map((d) => ({ id: d.id, speed: d.speed / 145, frames: d.frames, shards: d.items, idle_fraction: Number(d.idleFraction.toFixed(4)), finish_s: Number(d.finishS.toFixed(1)) })),
     wall_s: Number(result.wallS.toFixed(1)),

@@ -1,4 +1,4 @@
-// The device pool's scheduler (workflows/engine/scheduler.ts, the very code the workflow runs)
+// The device pool's scheduler (workflows/interpreter/scheduler.ts, the very code the workflow runs)
 // driven in virtual time by simulated devices of given speeds: how evenly do they finish, how
 // close to the ideal (all work over the sum of the speeds) is the run, is every item computed once?
 //
@@ -6,7 +6,7 @@
 // next shard while one computes, so items of a dispatch follow each other without a gap), after
 // a fixed hand-over cost per dispatch. A dispatch the scheduler moves away stops at once: its
 // finished items count as done (they are cached), the item under way is lost.
-import { type Action, type SchedDispatch, Scheduler, defaultSchedulerPolicy } from '../../workflows/engine/scheduler';
+import { type Action, type SchedDispatch, Scheduler, defaultSchedulerPolicy } from '../../workflows/interpreter/scheduler';
 
 export interface SimDevice {
   id: string;

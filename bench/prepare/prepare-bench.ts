@@ -16,8 +16,8 @@ import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chunkSpans } from '../../activities/prepare/chunking';
-import { emptyStats, prepareChunks } from '../../activities/prepare/prepared-reads';
-import { prepareReads } from '../../activities/prepare/prepare-activity';
+import { emptyStats, prepareChunks } from '../../activities/prepare/chunk-stream';
+import { prepareReads } from '../../activities/prepare/prepare-reads';
 import { readSequences } from '../../activities/prepare/sequence-reader';
 import { SixFrameTranslator } from '../../activities/prepare/translation';
 

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../args';
 import { HIGHEST_SCORE_FILE, PREDICTION_FILE, SUMMARY_FILE } from '../../activities/outputs/prediction-outputs';
-import { ID_MAP_FILE } from '../../activities/outputs/implementation';
+import { ID_MAP_FILE } from '../../activities/prepare/id-map';
 import { REPORT_HTML, RUN_REPORT_JSON, RUN_REPORT_MD } from '../../activities/outputs/run-report';
 import { TELEMETRY_FILE, TRACE_FILE } from '../../activities/outputs/trace';
 

@@ -22,11 +22,11 @@ import { deviceFigures, runWarnings, writeRunReport, type RunReport } from '../.
 import { deviceUse } from '../../activities/outputs/device-use';
 import { readTrace } from '../../activities/outputs/trace';
 import { OutputWriteError } from '../../activities/outputs/text-file-writer';
-import { prepareStats } from '../../activities/prepare/prepare-activity';
+import { prepareStats } from '../../activities/prepare/prepare-reads';
 import { fingerprintReads } from '../../activities/prepare/implementation';
 import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
 import { cpuQueue, gpuQueue } from '../../workflows/queues';
-import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
+import type { RunPipelineInput, RunPipelineResult } from '../../workflows/interpreter/messages';
 import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, sampleName, type PredictOptions } from './predict-options';
 import { resolveWeights, weightFingerprints } from './predict-weights';
 import { findLegacyRuns } from '../../activities/legacy/sources';

@@ -1,6 +1,6 @@
 // `virnucpro replay RUN`: runs a failed (or cancelled, terminated, timed-out) run again under the
 // same run id, with the same DAG, inputs and parameters as recorded in its history. Nothing is
-// reset in Temporal: the new run asks the engine's step cache for every step, so completed steps
+// reset in Temporal: the new run asks the step cache for every step, so completed steps
 // are hits (their validated outputs are reused) and only failed or never-run steps compute.
 import { defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';

@@ -1,4 +1,4 @@
-// `virnucpro selftest`: runs the engine's selftest pipeline (generate files on the CPU queue, hash
+// `virnucpro selftest`: runs the selftest pipeline (generate files on the CPU queue, hash
 // each on a device queue, measure, combine) end to end and checks the report, exercising the
 // same machinery as `predict`: Temporal, workers, device scheduling, caching, resumption.
 import * as fs from 'node:fs';
@@ -14,7 +14,7 @@ import { startOrAttach } from '../runs';
 import { openSession } from '../session';
 import { getPipeline } from '../../workflows/pipelines';
 import { cpuQueue } from '../../workflows/queues';
-import type { RunPipelineInput, RunPipelineResult } from '../../workflows/engine/messages';
+import type { RunPipelineInput, RunPipelineResult } from '../../workflows/interpreter/messages';
 
 const schema = z.object({
   _: z.tuple([]),

@@ -12,7 +12,7 @@ import { liveTasks, runView, type RunView } from '../live';
 import { deviceTable, formatDuration, progressLine, taskTotals } from '../progress';
 import { findRun, runMemo } from '../runs';
 import { openSession, type Session } from '../session';
-import { progressQuery, type ProgressReport, type RunPipelineResult } from '../../workflows/engine/messages';
+import { progressQuery, type ProgressReport, type RunPipelineResult } from '../../workflows/interpreter/messages';
 
 const schema = z.object({
   _: z.tuple([z.string().min(1)]).or(z.tuple([])),

@@ -1,4 +1,4 @@
-// Per-step timings of a finished run, read from its workflow history (the engine's progress
+// Per-step timings of a finished run, read from its workflow history (the interpreter's progress
 // report counts tasks but keeps no times): for each process, the span from its first task start
 // to its last completion, and the summed task durations (busy time across devices).
 import type { WorkflowHandle } from '@temporalio/client';

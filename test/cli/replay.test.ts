@@ -1,5 +1,5 @@
 // cancel + replay: a cancelled run is run again under the same id; steps it completed come
-// from the engine's step cache, the rest is computed, and the report is complete.
+// from the step cache, the rest is computed, and the report is complete.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { z } from 'zod';

@@ -13,7 +13,7 @@ import { predictSpec, runtimeDtype } from '../../cli/commands/predict-options';
 import { deviceTable, EtaEstimator, progressLine, taskTotals } from '../../cli/progress';
 import { runView, type LiveTask } from '../../cli/live';
 import { canonicalJson, runIdFor } from '../../cli/runs';
-import type { ProgressReport } from '../../workflows/engine/messages';
+import type { ProgressReport } from '../../workflows/interpreter/messages';
 
 const schema = z.object({
   _: z.tuple([z.string()]).or(z.tuple([z.string(), z.string()])),

@@ -1,4 +1,4 @@
-// The gpu step (gpu.embed-classify) as the engine runs it: Temporal, a device worker, the real
+// The gpu step (gpu.embed-classify) as the interpreter runs it: Temporal, a device worker, the real
 // runtime on CPU with tiny synthetic weights. Progress reaches the run as heartbeats, and a
 // runtime killed mid-shard is restarted without failing the run.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -10,8 +10,8 @@ import { EMBED_SHARD, shardResult } from '../../activities/gpu/embed-shard';
 import { registerRuntimeDevice, runtimeFor, shutdownRuntimes } from '../../activities/gpu/resident-runtime';
 import { ActivityRegistry, allImplementations } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
-import { runPipeline } from '../../workflows/engine/interpreter';
-import { progressQuery } from '../../workflows/engine/messages';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
+import { progressQuery } from '../../workflows/interpreter/messages';
 import { cpuQueue } from '../../workflows/queues';
 import { startTemporal } from '../support/temporal';
 import { startWorkers, type TestWorkers } from '../support/workers';

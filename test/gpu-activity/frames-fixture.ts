@@ -3,8 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import { RecordBatch, Schema, Table, tableToIPC, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
 import { writeDoneMarker } from '../../activities/files/atomic';
-import { hashFile } from '../../activities/engine/files';
-import type { FileRef } from '../../activities/engine/implementation';
+import { hashFile } from '../../activities/steps/files';
+import type { FileRef } from '../../activities/steps/implementation';
 import { formatMetadata, TABLES } from '../../activities/formats';
 
 const AMINO = 'ACDEFGHIKLMNPQRSTVWY';

@@ -12,7 +12,7 @@ import { SCORE_BINS } from '../../activities/outputs/prediction-outputs';
 import { TELEMETRY_COLUMNS, writeTrace, type TelemetryRow, type TraceRow } from '../../activities/outputs/trace';
 import { deliveredByDevice } from '../../activities/outputs/implementation';
 import type { ShardResult } from '../../activities/gpu/embed-shard';
-import type { DeviceReport } from '../../workflows/engine/messages';
+import type { DeviceReport } from '../../workflows/interpreter/messages';
 
 const RUN_START = Date.parse('2026-12-07T10:00:00Z');
 const at = (seconds: number) => RUN_START + seconds * 1000;

@@ -1,7 +1,7 @@
 // Child process of memory.test.ts: streams a generated FASTA of N megabytes (real bacterial
 // DNA from the fixtures, 50 kb records, wrapped at 80 columns; nothing is written to disk)
 // through reader + chunking + translation and prints its peak resident memory as JSON.
-import { emptyStats, prepareChunks } from '../../activities/prepare/prepared-reads';
+import { emptyStats, prepareChunks } from '../../activities/prepare/chunk-stream';
 import { readSequences, readSequencesFrom } from '../../activities/prepare/sequence-reader';
 import { fixture } from './fixtures';
 

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { readSequences, type SequenceRecord } from '../../activities/prepare/sequence-reader';
-import { emptyStats, prepareChunks } from '../../activities/prepare/prepared-reads';
+import { emptyStats, prepareChunks } from '../../activities/prepare/chunk-stream';
 import { ReadInputError } from '../../activities/prepare/errors';
 import { bzip2Program } from '../../activities/prepare/decompress';
 import { fixture, scratch } from './fixtures';

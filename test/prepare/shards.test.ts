@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { tableFromIPC } from 'apache-arrow';
 import { readValidMarker } from '../../activities/files/atomic';
-import { prepareReads } from '../../activities/prepare/prepare-activity';
+import { prepareReads } from '../../activities/prepare/prepare-reads';
 import { ReadInputError } from '../../activities/prepare/errors';
 import { fixture, scratch } from './fixtures';
 import { TABLES } from '../../activities/formats';

@@ -1,4 +1,4 @@
-// Records histories of real runs for the replay test (test/engine/replay.test.ts):
+// Records histories of real runs for the replay test (test/workflows/replay.test.ts):
 //   npm run build && node dist/test/support/record-histories.js
 // Runs the selftest pipeline (a device joins by signal mid-run), a gpu scatter over a fast and a
 // slow device, and a cpu scatter split into child batch workflows against a fresh dev server, and writes every workflow's history to
@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { ActivityRegistry } from '../../activities/registry';
 import { selftestImplementations } from '../../activities/selftest/implementations';
 import { definePipeline } from '../../workflows/dsl/define';
-import { runPipeline } from '../../workflows/engine/interpreter';
-import { deviceJoinedSignal, progressQuery } from '../../workflows/engine/messages';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
+import { deviceJoinedSignal, progressQuery } from '../../workflows/interpreter/messages';
 import { selftest } from '../../workflows/pipelines/selftest';
 import { cpuQueue } from '../../workflows/queues';
-import { testImplementations } from '../engine/test-implementations';
+import { testImplementations } from './test-implementations';
 import { toHistoryFile } from './histories';
 import { repoRoot, startTemporal } from './temporal';
 import { startWorkers } from './workers';

@@ -3,7 +3,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as path from 'node:path';
-import { workflowsPath } from '../../activities/engine/workers';
+import { workflowsPath } from '../../activities/steps/workers';
 
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');
 

@@ -2,7 +2,7 @@
 // all served from this process against the test's Temporal server.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomBytes } from 'node:crypto';
-import { createCpuWorker, createGpuWorker } from '../../activities/engine/workers';
+import { createCpuWorker, createGpuWorker } from '../../activities/steps/workers';
 import type { ActivityRegistry } from '../../activities/registry';
 import { workflowBundle } from './temporal';
 

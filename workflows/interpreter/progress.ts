@@ -1,6 +1,17 @@
 // The run's progress as the `progress` query reports it. Pure bookkeeping, no Temporal calls.
 import type { Dag, JsonValue } from '../dsl/types';
-import type { DeviceReport, ProgressReport, StepCounts, StepHeartbeat } from './messages';
+import type { DeviceReport, ProgressReport, StepCounts, StepHeartbeat, StepResult } from './messages';
+
+/** Tasks that finished, computed (`done`) or found in the cache (`cached`). */
+export interface TaskOutcome {
+  done: number;
+  cached: number;
+}
+
+/** One step task's outcome. */
+export function stepOutcome(result: StepResult): TaskOutcome {
+  return result.cached ? { done: 0, cached: 1 } : { done: 1, cached: 0 };
+}
 
 export class ProgressTracker {
   readonly report: ProgressReport;
@@ -43,6 +54,26 @@ export class ProgressTracker {
     step.running -= count;
     step[outcome] += count;
     if (outcome !== 'failed') step.unitsDone += units;
+  }
+
+  /**
+   * Counts `work` as `count` started tasks of `process` while it runs, then as the done and cached
+   * tasks `outcome` finds in its result, or, if it throws, as failed: all but the `reported()`
+   * ones, which were counted as they finished (a child batch reports by signal as it goes).
+   */
+  async track<R>(process: string, count: number, work: () => Promise<R>, outcome: (result: R) => TaskOutcome, reported: () => number = () => 0): Promise<R> {
+    this.started(process, count);
+    let result: R;
+    try {
+      result = await work();
+    } catch (error) {
+      this.finished(process, 'failed', count - reported());
+      throw error;
+    }
+    const { done, cached } = outcome(result);
+    this.finished(process, 'done', done);
+    this.finished(process, 'cached', cached);
+    return result;
   }
 
   device(id: string): DeviceReport {

@@ -1,7 +1,8 @@
 /**
- * `prepareReads`: the pipeline's first step. Reads, chunks and translates the input and
- * writes the kept frames as Arrow shards of `shardFrames` rows, the records table and,
- * when ids had to be renamed, an id map; every file atomically with its `.done` marker.
+ * `prepareReads`: the work of the pipeline's first step (implementation.ts runs it as the
+ * step). Reads, chunks and translates the input and writes the kept frames as Arrow shards of
+ * `shardFrames` rows, the records table and, when ids had to be renamed, an id map; every file
+ * atomically with its `.done` marker.
  *
  * Resumable at shard granularity: preparation is deterministic, so a shard whose file
  * already exists with a valid marker and exactly the bytes this run would write is kept
@@ -14,10 +15,11 @@ import { join } from 'node:path';
 import { RecordBatchFileWriter } from 'apache-arrow';
 import { z } from 'zod';
 import { readValidMarker, writeDoneMarker, writeFileAtomic } from '../files/atomic';
-import { fileRef, type FileRef } from '../engine/implementation';
+import { fileRef, type FileRef } from '../steps/implementation';
 import { FrameColumns, recordsBatch } from './arrow-tables';
 import { ReadInputError } from './errors';
-import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './prepared-reads';
+import { chunkRecords, emptyStats, type ReadRecord, type Warn } from './chunk-stream';
+import { ID_MAP_FILE, writeIdMap } from './id-map';
 import { readSequences } from './sequence-reader';
 import { SixFrameTranslator, type FrameName } from './translation';
 import { estimateFrames, shardFramesFor, shardSizes, tailFrames } from './shard-size';
@@ -53,7 +55,7 @@ export const prepareReadsOutput = z.strictObject({
   shards: z.array(fileRef),
   /** `records.arrow`, one row per kept record. */
   records: fileRef,
-  /** `id-map.tsv` (record_number, original_id, used_id), only when ids were renamed. */
+  /** `id_map.tsv` (id-map.ts), only when ids were renamed. */
   idMap: fileRef.optional(),
   /** Shards found complete from an earlier attempt and kept. */
   reusedShards: z.number().int().nonnegative(),
@@ -163,7 +165,7 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
     throw err;
   }
   const recordsRef = await records.finish();
-  const idMap = renamed.length > 0 ? await writeIdMap(join(input.workDir, 'id-map.tsv'), renamed) : undefined;
+  const idMap = renamed.length > 0 ? await writeMarkedIdMap(join(input.workDir, ID_MAP_FILE), renamed) : undefined;
   return prepareReadsOutput.parse({ shards, records: recordsRef, idMap, reusedShards, stats });
 }
 
@@ -179,11 +181,10 @@ async function writeShard(path: string, columns: FrameColumns): Promise<{ ref: F
   return { ref: { path, rows: columns.length, ...written }, reused: false };
 }
 
-async function writeIdMap(path: string, renamed: ReadRecord[]): Promise<FileRef> {
-  const lines = ['record_number\toriginal_id\tused_id', ...renamed.map((r) => `${r.number}\t${r.originalId}\t${r.id}`)];
-  const written = await writeFileAtomic(path, lines.join('\n') + '\n');
-  await writeDoneMarker(path, { rows: renamed.length, ...written });
-  return { path, rows: renamed.length, ...written };
+async function writeMarkedIdMap(path: string, renamed: ReadRecord[]): Promise<FileRef> {
+  const written = await writeIdMap(path, renamed);
+  await writeDoneMarker(path, written);
+  return { path, ...written };
 }
 
 /** records.arrow written while the records stream by, in batches, so its size never sits in memory. */

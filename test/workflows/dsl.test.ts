@@ -35,7 +35,7 @@ function problemsOf(definition: PipelineDefinition): string[] {
   return assert.fail('the definition should be rejected');
 }
 
-describe('engine: DSL validation', () => {
+describe('dsl: validation', () => {
   it('accepts a valid pipeline, normalising durations and defaults', () => {
     const dag = definePipeline(base());
     assert.deepEqual(dag.processes.map((p) => p.name), ['split', 'embed', 'merge']);
@@ -119,7 +119,7 @@ describe('engine: DSL validation', () => {
   });
 });
 
-describe('engine: DAG rendering and the pipeline registry', () => {
+describe('dsl: DAG rendering and the pipeline registry', () => {
   it('renders mermaid with every process, resource shape and labelled channel', () => {
     const text = renderMermaid(definePipeline(base()));
     assert.match(text, /^flowchart TD\n/);

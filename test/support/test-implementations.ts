@@ -1,9 +1,9 @@
-// Implementations for the engine tests' own small pipelines. They do real (if small) work and
+// Implementations for the interpreter and step tests' own small pipelines. They do real (if small) work and
 // record what happened in a journal, so tests can check timing, devices and completions.
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineImplementation } from '../../activities/engine/implementation';
+import { defineImplementation } from '../../activities/steps/implementation';
 
 export interface JournalEntry {
   implementation: string;

@@ -14,7 +14,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative } from 'node:path';
 import { z } from 'zod';
 import type { JsonValue } from '../../workflows/dsl/types';
-import { StepActivities, StepHeartbeat, StepResult, StepTask, stepHeartbeatSignal } from '../../workflows/engine/messages';
+import { StepActivities, StepHeartbeat, StepResult, StepTask, stepHeartbeatSignal } from '../../workflows/interpreter/messages';
 import { readMarker, writeDoneMarker, writeFileAtomic } from '../files/atomic';
 import type { ActivityRegistry } from '../registry';
 import { cacheKey, cachedOutputs, fileRefsIn, stepDirectory, writeStepMarker } from './cache';

@@ -4,16 +4,16 @@
 import assert from 'node:assert/strict';
 import { readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileRef } from '../../activities/engine/implementation';
+import { fileRef } from '../../activities/steps/implementation';
 import { ActivityRegistry } from '../../activities/registry';
 import { selftestImplementations } from '../../activities/selftest/implementations';
 import { definePipeline } from '../../workflows/dsl/define';
-import { runPipeline } from '../../workflows/engine/interpreter';
-import { ProgressReport, RunPipelineResult } from '../../workflows/engine/messages';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
+import { ProgressReport, RunPipelineResult } from '../../workflows/interpreter/messages';
 import { selftest } from '../../workflows/pipelines/selftest';
 import { cpuQueue } from '../../workflows/queues';
-import { useEngine } from '../support/engine';
-import { journal, testImplementations } from './test-implementations';
+import { useHarness } from '../support/harness';
+import { journal, testImplementations } from '../support/test-implementations';
 
 const devices = ['cachehost.gpu0', 'cachehost.gpu1'];
 const FILES = 4;
@@ -23,18 +23,18 @@ function computedAndCached(progress: ProgressReport): Record<string, [number, nu
   return Object.fromEntries(Object.entries(progress.steps).map(([name, step]) => [name, [step.done, step.cached]]));
 }
 
-describe('engine: step cache', function () {
+describe('steps: step cache', function () {
   this.timeout(120_000);
   let first: RunPipelineResult;
 
-  const engine = useEngine({ registry: new ActivityRegistry([...selftestImplementations, ...testImplementations]), devices }, 'virnucpro-cache-');
+  const harness = useHarness({ registry: new ActivityRegistry([...selftestImplementations, ...testImplementations]), devices }, 'virnucpro-cache-');
 
   let runs = 0;
   async function runSelftest(): Promise<RunPipelineResult> {
-    return engine.env.client.workflow.execute(runPipeline, {
-      taskQueue: cpuQueue(engine.workers.prefix),
+    return harness.env.client.workflow.execute(runPipeline, {
+      taskQueue: cpuQueue(harness.workers.prefix),
       workflowId: `cache-${Date.now()}-${runs++}`,
-      args: [{ dag: selftest, inputs: { settings: { files: FILES, lines: 8, sleepMs: 100 } }, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices }],
+      args: [{ dag: selftest, inputs: { settings: { files: FILES, lines: 8, sleepMs: 100 } }, workDir: harness.workDir, taskQueuePrefix: harness.workers.prefix, devices }],
     });
   }
 
@@ -63,10 +63,10 @@ describe('engine: step cache', function () {
     });
     const n = 70_000 + Math.floor(Math.random() * 1000);
     const run = () =>
-      engine.env.client.workflow.execute(runPipeline, {
-        taskQueue: cpuQueue(engine.workers.prefix),
+      harness.env.client.workflow.execute(runPipeline, {
+        taskQueue: cpuQueue(harness.workers.prefix),
         workflowId: `cache-work-${Date.now()}-${runs++}`,
-        args: [{ dag, inputs: { n }, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices: [] }],
+        args: [{ dag, inputs: { n }, workDir: harness.workDir, taskQueuePrefix: harness.workers.prefix, devices: [] }],
       });
     const results = [await run(), await run()];
     assert.deepEqual(results.map((r) => r.outputs.doubled), [2 * n, 2 * n]);
@@ -76,7 +76,7 @@ describe('engine: step cache', function () {
 
   it('re-runs only the step whose output file went missing', async () => {
     const { content } = await digestRefs(first);
-    const digestFile = join(engine.workDir, 'digest');
+    const digestFile = join(harness.workDir, 'digest');
     const victim = (await findFiles(digestFile)).find((path) => path.endsWith('digest-file-00002.txt'))!;
     await unlink(victim);
     const again = await runSelftest();
@@ -85,7 +85,7 @@ describe('engine: step cache', function () {
   });
 
   it('re-runs a step whose output file was emptied, and nothing downstream of identical results', async () => {
-    const files = (await findFiles(join(engine.workDir, 'generate'))).filter((path) => path.endsWith('file-00001.txt'));
+    const files = (await findFiles(join(harness.workDir, 'generate'))).filter((path) => path.endsWith('file-00001.txt'));
     await truncate(files[0], 0);
     const again = await runSelftest();
     assert.deepEqual(computedAndCached(again.progress), { generate: [1, 0], digest: [0, FILES], measure: [0, 1], combine: [0, 1] });

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { ActivityRegistry } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
 import type { JsonValue } from '../../workflows/dsl/types';
-import { runPipeline } from '../../workflows/engine/interpreter';
-import { deviceJoinedSignal, deviceLeftSignal, EngineOptions, progressQuery } from '../../workflows/engine/messages';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
+import { deviceJoinedSignal, deviceLeftSignal, InterpreterOptions, progressQuery } from '../../workflows/interpreter/messages';
 import { cpuQueue } from '../../workflows/queues';
 import { startTemporal } from '../support/temporal';
 import { startWorkers, TestWorkers } from '../support/workers';
-import { JournalEntry, journal, testImplementations } from './test-implementations';
+import { JournalEntry, journal, testImplementations } from '../support/test-implementations';
 
 const FAST = 'fast.gpu0';
 const SLOW = 'slow.gpu0';
@@ -40,7 +40,7 @@ function gpuScatter(name: string, params: Record<string, JsonValue>, maximumAtte
   });
 }
 
-describe('engine: gpu scheduling', function () {
+describe('interpreter: gpu scheduling', function () {
   this.timeout(120_000);
   let env: TestWorkflowEnvironment;
   let workers: TestWorkers;
@@ -62,7 +62,7 @@ describe('engine: gpu scheduling', function () {
   });
 
   let runs = 0;
-  function start(dag: ReturnType<typeof gpuScatter>, numbers: number[], options: Partial<EngineOptions> = {}, devices = [FAST, SLOW]) {
+  function start(dag: ReturnType<typeof gpuScatter>, numbers: number[], options: Partial<InterpreterOptions> = {}, devices = [FAST, SLOW]) {
     return env.client.workflow.start(runPipeline, {
       taskQueue: cpuQueue(workers.prefix),
       workflowId: `gpu-${Date.now()}-${runs++}`,

@@ -95,6 +95,15 @@ export interface Notice {
   message: string;
 }
 
+/** A failed dispatch, as the scheduler weighs it. */
+export interface DispatchFailure {
+  /** The device stopped making progress (a lost heartbeat, or its runtime stopped answering). */
+  stall: boolean;
+  /** Another attempt may succeed (the implementation did not say otherwise). */
+  retryable: boolean;
+  description: string;
+}
+
 export interface FailureOutcome {
   actions: Action[];
   /** Tasks that may not be tried again (attempts used up, or a failure no retry fixes). */
@@ -177,7 +186,7 @@ export class Scheduler {
     return [];
   }
 
-  failed(dispatch: SchedDispatch, failure: { stall: boolean; retryable: boolean; description: string }, now: number): FailureOutcome {
+  failed(dispatch: SchedDispatch, failure: DispatchFailure, now: number): FailureOutcome {
     const device = this.devices.get(dispatch.device)!;
     this.remove(dispatch, now);
     const actions: Action[] = [];

@@ -5,23 +5,23 @@ import assert from 'node:assert/strict';
 import { ActivityRegistry } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
 import type { Dag, JsonValue } from '../../workflows/dsl/types';
-import { runPipeline } from '../../workflows/engine/interpreter';
-import { EngineOptions, progressQuery } from '../../workflows/engine/messages';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
+import { InterpreterOptions, progressQuery } from '../../workflows/interpreter/messages';
 import { cpuQueue } from '../../workflows/queues';
-import { useEngine } from '../support/engine';
-import { journal, testImplementations } from './test-implementations';
+import { useHarness } from '../support/harness';
+import { journal, testImplementations } from '../support/test-implementations';
 
-describe('engine: interpreter', function () {
+describe('interpreter: DAG runs', function () {
   this.timeout(120_000);
 
-  const engine = useEngine({ registry: new ActivityRegistry(testImplementations), devices: [] }, 'virnucpro-interpreter-');
+  const harness = useHarness({ registry: new ActivityRegistry(testImplementations), devices: [] }, 'virnucpro-interpreter-');
 
   let runs = 0;
-  function start(dag: Dag, inputs: Record<string, JsonValue>, options: Partial<EngineOptions> = {}) {
-    return engine.env.client.workflow.start(runPipeline, {
-      taskQueue: cpuQueue(engine.workers.prefix),
+  function start(dag: Dag, inputs: Record<string, JsonValue>, options: Partial<InterpreterOptions> = {}) {
+    return harness.env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(harness.workers.prefix),
       workflowId: `interpreter-${Date.now()}-${runs++}`,
-      args: [{ dag, inputs, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices: [], options }],
+      args: [{ dag, inputs, workDir: harness.workDir, taskQueuePrefix: harness.workers.prefix, devices: [], options }],
     });
   }
 
@@ -41,7 +41,7 @@ describe('engine: interpreter', function () {
       },
       outputs: { total: 'join.total' },
     });
-    // Numbers no other engine test uses: the journal is shared by every test file in this process.
+    // Numbers no other test of this process uses: the journal is shared by every test file in this process.
     const x = 5_000_000 + Math.floor(Math.random() * 1000);
     const result = await (await start(dag, { x, y: x + 1 })).result();
     assert.equal(result.outputs.total, 2 * x + 2 * (x + 1));

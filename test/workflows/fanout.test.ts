@@ -3,19 +3,19 @@
 import assert from 'node:assert/strict';
 import { ActivityRegistry } from '../../activities/registry';
 import { definePipeline } from '../../workflows/dsl/define';
-import { runPipeline } from '../../workflows/engine/interpreter';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
 import { cpuQueue } from '../../workflows/queues';
-import { useEngine } from '../support/engine';
-import { testImplementations } from './test-implementations';
+import { useHarness } from '../support/harness';
+import { testImplementations } from '../support/test-implementations';
 
 const TASKS = 10_000;
 const BATCH = 1_000;
 
-describe('engine: 10,000-task fan-out', function () {
+describe('interpreter: 10,000-task fan-out', function () {
   // The dev server's per-task work dominates: 10k tasks took 56-100 s on this shared 2-core machine.
   this.timeout(400_000);
 
-  const engine = useEngine({ registry: new ActivityRegistry(testImplementations), devices: [], cpuSlots: 100 }, 'virnucpro-fanout-');
+  const harness = useHarness({ registry: new ActivityRegistry(testImplementations), devices: [], cpuSlots: 100 }, 'virnucpro-fanout-');
 
   it('runs every task once and keeps the parent and each child history small', async () => {
     const dag = definePipeline({
@@ -36,10 +36,10 @@ describe('engine: 10,000-task fan-out', function () {
     });
     const workflowId = `fanout-${Date.now()}`;
     const started = Date.now();
-    const handle = await engine.env.client.workflow.start(runPipeline, {
-      taskQueue: cpuQueue(engine.workers.prefix),
+    const handle = await harness.env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(harness.workers.prefix),
       workflowId,
-      args: [{ dag, inputs: { count: TASKS }, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices: [], options: { scatterBatchSize: BATCH, maxConcurrentBatches: 2 } }],
+      args: [{ dag, inputs: { count: TASKS }, workDir: harness.workDir, taskQueuePrefix: harness.workers.prefix, devices: [], options: { scatterBatchSize: BATCH, maxConcurrentBatches: 2 } }],
     });
     const result = await handle.result();
     const seconds = (Date.now() - started) / 1000;
@@ -49,7 +49,7 @@ describe('engine: 10,000-task fan-out', function () {
     const histories = [{ id: workflowId, history: await handle.fetchHistory() }];
     for (let batch = 0; batch < TASKS / BATCH; batch++) {
       const id = `${workflowId}/double/batch-${batch}`;
-      histories.push({ id, history: await engine.env.client.workflow.getHandle(id).fetchHistory() });
+      histories.push({ id, history: await harness.env.client.workflow.getHandle(id).fetchHistory() });
     }
     const sizes = histories.map(({ id, history }) => ({ id, events: history.events?.length ?? 0, bytes: JSON.stringify(history).length }));
     const parent = sizes[0];

@@ -3,7 +3,7 @@
 import { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio/worker';
 import { cpuQueue, gpuQueue } from '../../workflows/queues';
 import type { ActivityRegistry } from '../registry';
-import { createStepActivities } from './step';
+import { createStepActivities } from './step-activity';
 
 export interface WorkerSetup {
   connection: NativeConnection;

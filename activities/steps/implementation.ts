@@ -1,6 +1,6 @@
-// The contract between the engine and the code that does a step's work. An implementation is an
+// The contract between the step activity and the code that does a step's work. An implementation is an
 // async function (inputs, ctx) => outputs, registered by name with zod schemas for both sides;
-// the generic step activity (step.ts) validates, caches and records around it.
+// the generic step activity (step-activity.ts) validates, caches and records around it.
 import { z } from 'zod';
 
 /**

@@ -4,7 +4,7 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Dag, JsonValue } from '../dsl/types';
 
-export interface EngineOptions {
+export interface InterpreterOptions {
   /** Tasks a device holds at once (running + queued next); 2 hides the hand-over gap. */
   gpuSlotsPerDevice: number;
   /** Scatters over more items than this run in child workflows of this many items each. */
@@ -23,7 +23,7 @@ export interface EngineOptions {
   stalledCooldownMs: number;
 }
 
-export const defaultEngineOptions: EngineOptions = {
+export const defaultInterpreterOptions: InterpreterOptions = {
   gpuSlotsPerDevice: 2,
   scatterBatchSize: 500,
   maxConcurrentBatches: 4,
@@ -41,7 +41,7 @@ export interface RunPipelineInput {
   taskQueuePrefix: string;
   /** Device ids (`<host>.gpu<N>`) known at start; more may join by signal. */
   devices: string[];
-  options?: Partial<EngineOptions>;
+  options?: Partial<InterpreterOptions>;
   /** The server has the run search attributes (workflows/search-attributes.ts): keep them current. */
   searchAttributes?: boolean;
 }

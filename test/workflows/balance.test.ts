@@ -1,17 +1,17 @@
-// The device scheduler (workflows/engine/scheduler.ts, the code the workflow runs) in virtual
+// The device scheduler (workflows/interpreter/scheduler.ts, the code the workflow runs) in virtual
 // time: devices of mixed speeds finish together, a slow device is not a stalled one, a stalled
 // or failing one is handled by name. The numbers of the main case are recorded by
 // `node dist/bench/balance/run.js` in bench/results/<date>-balance-sim.json.
 import assert from 'node:assert/strict';
 import { EIGHT_MIXED, FRAMES, shardsOf } from '../../bench/balance/run';
 import { simulate } from '../../bench/balance/simulate';
-import { Scheduler, defaultSchedulerPolicy, type Action, type SchedDispatch, type SchedTask } from '../../workflows/engine/scheduler';
+import { Scheduler, defaultSchedulerPolicy, type Action, type SchedDispatch, type SchedTask } from '../../workflows/interpreter/scheduler';
 
 function spread(devices: Array<{ finishS: number }>): number {
   return Math.max(...devices.map((d) => d.finishS)) - Math.min(...devices.map((d) => d.finishS));
 }
 
-describe('engine: balancing devices of mixed speeds (scheduler in virtual time)', () => {
+describe('scheduler: balancing devices of mixed speeds (virtual time)', () => {
   it('finishes 8 devices of 1-4x speed together, near the ideal, each shard computed once', () => {
     const result = simulate({ devices: EIGHT_MIXED, items: shardsOf(FRAMES), handOverS: 0.5 });
     for (const d of result.devices) assert.ok(d.idleFraction < 0.03, `${d.id} (speed ${d.speed}) idle ${(100 * d.idleFraction).toFixed(2)}% of the run`);
@@ -36,7 +36,7 @@ describe('engine: balancing devices of mixed speeds (scheduler in virtual time)'
   });
 });
 
-describe('engine: stalled and failing devices (scheduler)', () => {
+describe('scheduler: stalled and failing devices', () => {
   const task = (id: number): SchedTask => ({ id, process: 'embed', grouped: true, maximumAttempts: 4, units: 100, failures: 0, avoid: [] });
   const dispatches = (actions: Action[]) => actions.filter((a): a is Extract<Action, { kind: 'dispatch' }> => a.kind === 'dispatch').map((a) => a.dispatch);
   const make = () => new Scheduler({ ...defaultSchedulerPolicy, slots: 2, stalledCooldownMs: 60_000 });

@@ -4,25 +4,25 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { ActivityRegistry } from '../../activities/registry';
 import { selftestImplementations } from '../../activities/selftest/implementations';
-import { fileRef } from '../../activities/engine/implementation';
-import { runPipeline } from '../../workflows/engine/interpreter';
-import { progressQuery } from '../../workflows/engine/messages';
+import { fileRef } from '../../activities/steps/implementation';
+import { runPipeline } from '../../workflows/interpreter/run-pipeline';
+import { progressQuery } from '../../workflows/interpreter/messages';
 import { selftest } from '../../workflows/pipelines/selftest';
 import { cpuQueue } from '../../workflows/queues';
-import { useEngine } from '../support/engine';
+import { useHarness } from '../support/harness';
 
-describe('engine: selftest pipeline', function () {
+describe('interpreter: selftest pipeline', function () {
   this.timeout(120_000);
   const devices = ['testhost.gpu0', 'testhost.gpu1'];
 
-  const engine = useEngine({ registry: new ActivityRegistry(selftestImplementations), devices }, 'virnucpro-selftest-');
+  const harness = useHarness({ registry: new ActivityRegistry(selftestImplementations), devices }, 'virnucpro-selftest-');
 
   it('runs every step, spreads the gpu scatter over both devices and gathers the digests', async () => {
     const files = 8;
-    const handle = await engine.env.client.workflow.start(runPipeline, {
-      taskQueue: cpuQueue(engine.workers.prefix),
+    const handle = await harness.env.client.workflow.start(runPipeline, {
+      taskQueue: cpuQueue(harness.workers.prefix),
       workflowId: `selftest-${Date.now()}`,
-      args: [{ dag: selftest, inputs: { settings: { files, lines: 32, sleepMs: 300 } }, workDir: engine.workDir, taskQueuePrefix: engine.workers.prefix, devices }],
+      args: [{ dag: selftest, inputs: { settings: { files, lines: 32, sleepMs: 300 } }, workDir: harness.workDir, taskQueuePrefix: harness.workers.prefix, devices }],
     });
     const result = await handle.result();
 
