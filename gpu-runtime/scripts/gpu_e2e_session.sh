@@ -7,6 +7,7 @@
 #   install        check SHA256SUMS, cat the pieces | tar x, install.sh with the machine's python3
 #   e2e PHASE...   gpu_predict_e2e.py phases against the installed bundle (its JSON goes to $OUT)
 #   budgets        card_budget_check.py on a shard of the warm run (smaller cards emulated)
+#   scaling N,M    issue 10: the scaling read set through predict on the first N, M GPUs (JSON to $OUT/scaling.json)
 set -uo pipefail
 OUT=${OUT:-/tmp/vp-out}
 VP=/tmp/vp
@@ -51,6 +52,14 @@ case "$step" in
       cp "$warm"/report.html "$warm"/run_report.json "$warm"/run_report.md "$warm"/trace.tsv "$warm"/telemetry.tsv "$warm"/.virnucpro/virnucpro.log "$OUT/warm-run/" 2>/dev/null
     fi
     tail -n 30 "$VP"/e2e/*.log > "$OUT/e2e-logs.txt" 2>/dev/null
+    exit $status
+    ;;
+  scaling)
+    # Issue 10 on a host of several GPUs: the same reads on the first N GPUs for each N of $1 (e.g. 1,2).
+    python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle "$(echo "$VP"/host/virnucpro-*-linux-x64)" --genomes .device/genomes \
+      --work "$VP/e2e" --out "$OUT/scaling.json" synthetic scaling "${1:?usage: gpu_e2e_session.sh scaling 1,2[,4,8]}"
+    status=$?
+    cp "$VP/e2e/e2e-state.json" "$OUT/" 2>/dev/null
     exit $status
     ;;
   budgets)

@@ -14,6 +14,9 @@ session can run them in several calls on a machine that stays up):
                 runtime | worker (the run served by a separate `virnucpro worker`) |
                 server (the Temporal dev server) | cli (then the same command again)
     report      write bench/results/<date>-<gpu>-predict-e2e.json-style JSON to --out
+    scaling N,M the scaling read set (150,000 frames per GPU of the largest count, fixed seed)
+                through predict on the first N GPUs, then the first M, ... (issue 10); with
+                --out, bench/results/<date>-<gpu>x<max>-scaling.json-style JSON there
 
     python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle B --genomes G --work /tmp/e2e PHASE...
 
@@ -40,6 +43,10 @@ from make_bench_frames import cut_reads  # noqa: E402
 
 OUTPUT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "sequence_summary.tsv")
 READ_SETS = {"large": (100_000, 500, 20260101), "small": (30_000, 500, 20260102)}
+# Issue 10: at least 150,000 frames per GPU used; 500 bp reads keep about 0.58 frames each.
+SCALING_FRAMES_PER_GPU = 150_000
+SCALING_SEED = 20260103
+FRAMES_PER_READ = 0.58
 SHARD_FRAMES = {"large": 20_000, "small": 4_000}
 KILLS = ("runtime", "worker", "server", "cli")
 
@@ -128,15 +135,20 @@ class E2E:
         self.save()
 
     # --- one predict run ---------------------------------------------------------------
-    def predict(self, reads: str, label: str, kill: str | None = None) -> dict:
+    def predict(self, reads: str, label: str, kill: str | None = None, devices: int | None = None) -> dict:
+        """One predict run; ``devices``: on the first N GPUs (a CPU dry run: N CPU devices of a
+        separate worker), with the shard sizes predict chooses."""
         out = self.work / "runs" / f"{label}-{time.time():.0f}"  # a new folder: a new run
-        shard_frames = max(50, int(SHARD_FRAMES[reads] * self.scale))
         command = [self.virnucpro, "predict", str(self.reads_file(reads)), "-o", str(out), "--synthetic-weights", self.synthetic_kind,
-                   "--shard-frames", str(shard_frames), "--device", self.device, "-k", "--no-progress"]
+                   "-k", "--no-progress"]
+        if devices is None:
+            command += ["--shard-frames", str(max(50, int(SHARD_FRAMES[reads] * self.scale))), "--device", self.device]
+        elif self.device != "cpu":
+            command += ["--gpus", ",".join(str(i) for i in range(devices))]
         worker = None
-        if kill == "worker":
+        if kill == "worker" or (devices is not None and self.device == "cpu"):
             command.append("--no-workers")
-            worker = self.start_worker(label)
+            worker = self.start_worker(label, None if devices is None else f"cpu:{devices}")
         log = open(self.work / f"{label}.log", "w")
         started = time.time()
         run = Run(self, command, log)
@@ -189,9 +201,9 @@ class E2E:
                  f"embed {result['embed_frames_per_s']} frames/s, max progress gap {result['max_progress_gap_s']} s")
         return result
 
-    def start_worker(self, label: str) -> subprocess.Popen:
+    def start_worker(self, label: str, devices: str | None = None) -> subprocess.Popen:
         handle = open(self.work / f"{label}-worker-{time.time():.0f}.log", "w")
-        devices = "cpu" if self.device == "cpu" else self.device.removeprefix("cuda:")
+        devices = devices or ("cpu" if self.device == "cpu" else self.device.removeprefix("cuda:"))
         worker = subprocess.Popen([self.virnucpro, "worker", "--devices", devices, "--announce-interval", "2"], env=self.env,
                                   stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         time.sleep(3)
@@ -220,6 +232,52 @@ class E2E:
             run.restart()
         self.log(f"{label}: killed the {kind} {at} s into the run ({delay:.1f} s into the embed step)")
         return at, worker
+
+    # --- several GPUs (issue 10) ---------------------------------------------------------
+    def scaling(self, counts: str, out: Path | None) -> None:
+        """The same reads through predict on 1..N GPUs, each a fresh run on the warm host."""
+        numbers = sorted({int(c) for c in counts.split(",")})
+        frames = int(SCALING_FRAMES_PER_GPU * max(numbers) * self.scale)
+        reads = max(100, round(frames / FRAMES_PER_READ))
+        path = self.reads_file("scaling")
+        if self.state.get("reads", {}).get("scaling") != reads:
+            with open(path, "w") as handle:
+                for i, read in zip(range(reads), cut_reads(self.genomes, 500, SCALING_SEED)):
+                    handle.write(f">s{i:08d}\n{read}\n")
+            self.state.setdefault("reads", {})["scaling"] = reads
+        runs = self.state.setdefault("scaling", {})
+        for n in numbers:
+            run = self.predict("scaling", f"scaling-{n}", devices=n)
+            run["devices"] = device_figures(Path(run["output"]))
+            runs[str(n)] = run
+            self.save()
+            self.log(f"scaling {n}: wall {run['wall_s']} s, devices {json.dumps(run['devices'])}")
+        if out is not None:
+            self.scaling_report(out)
+
+    def scaling_report(self, out: Path) -> None:
+        runs = self.state["scaling"]
+        base = runs.get("1")
+        result = {
+            "what": "issue 10: the same reads through virnucpro predict on 1..N GPUs of one host, from the offline bundle, "
+                    f"--synthetic-weights {self.synthetic_kind}, predict's own shard sizes",
+            "date": dt.date.today().isoformat(),
+            "gpu": gpu_name(),
+            "commit": json.loads((self.bundle / "BUNDLE.json").read_text())["commit"],
+            "reads": self.state["reads"]["scaling"],
+            "frames": next(iter(runs.values()))["frames"],
+            "runs": runs,
+            "speedup": {n: round(base["wall_s"] / r["wall_s"], 3) for n, r in runs.items() if base and n != "1"},
+            "identical_to_one_gpu": {n: r["sha256"] == base["sha256"] for n, r in runs.items() if base and n != "1"},
+            "targets": {"speedup": {"2": 1.95, "4": 3.85, "8": 7.6}, "busy_fraction_min": 0.95, "finish_spread_max": 0.02},
+            "notes": "wall_s: start of predict to its last output file. devices (from trace.tsv and telemetry.tsv): per GPU the frames, "
+                     "shards, busy_fraction (its shards' time over the embed step, first shard start to last shard end of the run), "
+                     "idle_gaps_s (between its shards), finish_s (its last shard's end after the embed step started), nvml_busy (mean "
+                     "GPU utilisation of its samples during the embed step, null without NVML); computed_twice: shards with more than "
+                     "one completed row.",
+        }
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        self.log(f"scaling report -> {out}")
 
     # --- the runtime alone ---------------------------------------------------------------
     def alone(self) -> None:
@@ -266,8 +324,7 @@ class E2E:
     # --- report --------------------------------------------------------------------------
     def report(self, out: Path) -> None:
         s = self.state
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True) if shutil.which("nvidia-smi") else None
-        gpu = smi.stdout.strip().splitlines()[0] if smi and smi.returncode == 0 else "cpu"
+        gpu = gpu_name()
         torch_version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True).stdout.strip()
         bundle = json.loads((self.bundle / "BUNDLE.json").read_text())
         warm = s["warm"]
@@ -392,10 +449,47 @@ def timeline(out: Path, report: dict, started: float, first_start: float, last_e
     return line
 
 
-def read_trace(path: Path) -> list[dict]:
-    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]  # a synthetic run's banner
+def gpu_name() -> str:
+    smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True) if shutil.which("nvidia-smi") else None
+    return smi.stdout.strip().splitlines()[0] if smi and smi.returncode == 0 and smi.stdout.strip() else "cpu"
+
+
+def device_figures(out: Path) -> dict:
+    """Per device of one run: frames, shards, busy fraction and idle gaps within the embed step,
+    when it finished, its mean NVML utilisation, and shards computed twice."""
+    trace = read_trace(out / "trace.tsv")
+    start, end = min(r["start"] for r in trace), max(r["end"] for r in trace)
+    telemetry = read_tsv(out / "telemetry.tsv")
+    figures = {}
+    for device in sorted({r["device"] for r in trace}):
+        mine = sorted((r for r in trace if r["device"] == device), key=lambda r: r["start"])
+        busy = sum(r["end"] - r["start"] for r in mine)
+        util = [float(t["gpu_utilization"]) for t in telemetry if t["device"] == device and t["gpu_utilization"] not in ("", None)
+                and start <= float(t["time"]) * 1000 <= end]
+        figures[device] = {
+            "frames": sum(int(r["frames"]) for r in mine),
+            "shards": len(mine),
+            "busy_fraction": round(busy / (end - start), 4) if end > start else None,
+            "idle_gaps_s": round(sum(max(0, b["start"] - a["end"]) for a, b in zip(mine, mine[1:])) / 1000, 1),
+            "finish_s": round((mine[-1]["end"] - start) / 1000, 1),
+            "nvml_busy": round(sum(util) / len(util), 4) if util else None,
+        }
+    shards = [r["shard"] for r in trace]
+    figures["computed_twice"] = len(shards) - len(set(shards))
+    return figures
+
+
+def read_tsv(path: Path) -> list[dict]:
+    """The rows of one of our TSV files, keyed by column (a synthetic run's banner line skipped)."""
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")] if path.exists() else []
+    if not lines:
+        return []
     header = lines[0].split("\t")
-    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+def read_trace(path: Path) -> list[dict]:
+    rows = read_tsv(path)
     for row in rows:
         row["start"], row["end"] = int(row["start"]), int(row["end"])
     return [r for r in rows if r["step"] == "embed"]
@@ -426,6 +520,8 @@ def main() -> int:
             e2e.crash(phases.pop(0))
         elif phase == "report":
             e2e.report(args.out)
+        elif phase == "scaling":
+            e2e.scaling(phases.pop(0), args.out)
         else:
             getattr(e2e, phase.replace("-", "_"))()
     return 0
