@@ -8,6 +8,15 @@
 #   e2e PHASE...   gpu_predict_e2e.py phases against the installed bundle (its JSON goes to $OUT)
 #   budgets        card_budget_check.py on a shard of the warm run (smaller cards emulated)
 #   scaling N,M    issue 10: the scaling read set through predict on the first N, M GPUs (JSON to $OUT/scaling.json)
+#
+# Before the calls, here (`.device/` is git-ignored, so each call names what it needs in `carry`):
+#   scripts/bundle.sh --python 3.12 /tmp/bundle-out
+#   for i in 00 01 02 03; do mkdir -p .device/pieces/part-$i; cp /tmp/bundle-out/*.part-$i .device/pieces/part-$i/; done
+#   cp /tmp/bundle-out/SHA256SUMS .device/pieces/part-03/       # with the last piece
+#   mkdir -p .device/genomes && cp ../shared/data/*.{gz,xz} .device/genomes/
+# then, back to back (the machine goes cold 30 s after a call): `receive 00` carrying
+# .device/pieces/part-00 and .device/genomes, ..., `receive 03 && install && e2e reads synthetic cold`,
+# `e2e warm alone crash-clean`, `e2e crash runtime crash worker crash server`, `e2e crash cli report`.
 set -uo pipefail
 OUT=${OUT:-/tmp/vp-out}
 VP=/tmp/vp
