@@ -155,10 +155,10 @@ export async function prepareReads(rawInput: PrepareReadsInput, hooks: PrepareHo
     if (stats.records === 0) throw new ReadInputError(input.input, 'no record with a non-empty sequence');
     if (keepBack > 0 && heldFrames + columns.length > 0) {
       for (const shard of FrameColumns.recut([...held, columns], shardSizes(heldFrames + columns.length, input.shardFrames))) await flushShard(shard);
-    } else {
-      for (const shard of held) await flushShard(shard);
-      // A run that keeps no frame still gets one (empty) shard, so downstream steps see a table.
-      if (columns.length > 0 || shards.length === 0) await flushShard(columns);
+    } else if (columns.length > 0 || shards.length === 0) {
+      // Nothing is held back here (without a tail every full shard was written at once). A run
+      // that keeps no frame still gets one (empty) shard, so downstream steps see a table.
+      await flushShard(columns);
     }
   } catch (err) {
     await records.abort(err);

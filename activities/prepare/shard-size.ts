@@ -50,9 +50,9 @@ export function tailPlan(shardFrames: number): number[] {
 export function shardSizes(frames: number, shardFrames: number): number[] {
   const tail = tailPlan(shardFrames);
   let used = tail.length;
-  let tailFrames = tail.reduce((a, b) => a + b, 0);
-  while (used > 0 && tailFrames > frames) tailFrames -= tail[tail.length - used--];
-  const head = frames - tailFrames;
+  let inTail = tailFrames(shardFrames);
+  while (used > 0 && inTail > frames) inTail -= tail[tail.length - used--];
+  const head = frames - inTail;
   const sizes = [...Array.from({ length: Math.floor(head / shardFrames) }, () => shardFrames), ...(head % shardFrames ? [head % shardFrames] : [])];
   return [...sizes, ...tail.slice(tail.length - used)];
 }
