@@ -270,9 +270,9 @@ class E2E:
             "speedup": {n: round(base["wall_s"] / r["wall_s"], 3) for n, r in runs.items() if base and n != "1"},
             "identical_to_one_gpu": {n: r["sha256"] == base["sha256"] for n, r in runs.items() if base and n != "1"},
             "targets": {"speedup": {"2": 1.95, "4": 3.85, "8": 7.6}, "busy_fraction_min": 0.95, "finish_spread_max": 0.02},
-            "notes": "wall_s: start of predict to its last output file. devices (from trace.tsv and telemetry.tsv): per GPU the frames, "
-                     "shards, busy_fraction (its shards' time over the embed step, first shard start to last shard end of the run), "
-                     "idle_gaps_s (between its shards), finish_s (its last shard's end after the embed step started), nvml_busy (mean "
+            "notes": "wall_s: start of predict to its last output file. devices (run_report.json, trace.tsv, telemetry.tsv): per GPU the "
+                     "frames, shards, busy_fraction (its shards' time over the embed step, first shard start to last shard end of the run), "
+                     "idle_gaps_s (between its shards), stalls, restarts, finish_s (its last shard's end after the embed step started), nvml_busy (mean "
                      "GPU utilisation of its samples during the embed step, null without NVML); computed_twice: shards with more than "
                      "one completed row.",
         }
@@ -455,23 +455,25 @@ def gpu_name() -> str:
 
 
 def device_figures(out: Path) -> dict:
-    """Per device of one run: frames, shards, busy fraction and idle gaps within the embed step,
-    when it finished, its mean NVML utilisation, and shards computed twice."""
+    """Per device of one run: what run_report.json says of it (frames, shards, busy fraction of
+    the embed step, idle gaps, stalls, restarts: activities/outputs/device-use.ts), plus when it
+    finished and its mean NVML utilisation during the embed step; and shards computed twice."""
+    devices = json.loads((out / "run_report.json").read_text())["devices"]
     trace = read_trace(out / "trace.tsv")
     start, end = min(r["start"] for r in trace), max(r["end"] for r in trace)
     telemetry = read_tsv(out / "telemetry.tsv")
     figures = {}
-    for device in sorted({r["device"] for r in trace}):
-        mine = sorted((r for r in trace if r["device"] == device), key=lambda r: r["start"])
-        busy = sum(r["end"] - r["start"] for r in mine)
+    for device, d in sorted(devices.items()):
         util = [float(t["gpu_utilization"]) for t in telemetry if t["device"] == device and t["gpu_utilization"] not in ("", None)
                 and start <= float(t["time"]) * 1000 <= end]
         figures[device] = {
-            "frames": sum(int(r["frames"]) for r in mine),
-            "shards": len(mine),
-            "busy_fraction": round(busy / (end - start), 4) if end > start else None,
-            "idle_gaps_s": round(sum(max(0, b["start"] - a["end"]) for a, b in zip(mine, mine[1:])) / 1000, 1),
-            "finish_s": round((mine[-1]["end"] - start) / 1000, 1),
+            "frames": d["frames"],
+            "shards": d["shards"],
+            "busy_fraction": round(d["busyFraction"], 4),
+            "idle_gaps_s": round(d["idleGapsSeconds"], 1),
+            "stalls": d["stalls"],
+            "restarts": d["restarts"],
+            "finish_s": round((max(ends) - start) / 1000, 1) if (ends := [r["end"] for r in trace if r["device"] == device]) else None,
             "nvml_busy": round(sum(util) / len(util), 4) if util else None,
         }
     shards = [r["shard"] for r in trace]
