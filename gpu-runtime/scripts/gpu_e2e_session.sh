@@ -3,6 +3,7 @@
 # it stays warm, so consecutive calls build on each other):
 #   probe          the runtime from this checkout on CUDA: serve smoke test twice (cold, then
 #                  with the compile and converted-weights caches warm) and the determinism probe
+#   smoke          the serve smoke tests only (a minute: worth it in the first `receive` call)
 #   receive NN     copy the carried bundle piece .device/pieces/part-NN into /tmp/vp/pieces
 #   install        check SHA256SUMS, cat the pieces | tar x, install.sh with the machine's python3
 #   e2e PHASE...   gpu_predict_e2e.py phases against the installed bundle (its JSON goes to $OUT)
@@ -25,7 +26,7 @@ export PYTHONUNBUFFERED=1
 step=${1:?usage: gpu_e2e_session.sh probe|receive NN|install|e2e PHASE...}
 shift
 case "$step" in
-  probe)
+  probe|smoke)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     python3 -c 'import torch, torch._inductor.config as c; print("torch", torch.__version__, "| Inductor deterministic mode:", hasattr(c, "deterministic"))'
     export VIRNUCPRO_STATE_DIR=$VP/probe-state PYTHONPATH=$PWD/gpu-runtime
@@ -37,7 +38,9 @@ case "$step" in
       grep -c '"ok":false' "$OUT/smoke$i.jsonl" | sed 's/^/error replies: /'
       tail -n 3 "$OUT/smoke$i.stderr"
     done
-    timeout 420 python3 gpu-runtime/scripts/determinism_probe.py --frames 3072 --out "$OUT/determinism.json" | tail -40
+    # The second serve loads the converted weights from the cache the first wrote: same scores?
+    sha256sum "$VP"/smoke1/results-a.arrow "$VP"/smoke2/results-a.arrow
+    [[ $step == probe ]] && timeout 420 python3 gpu-runtime/scripts/determinism_probe.py --frames 3072 --out "$OUT/determinism.json" | tail -40
     ;;
   receive)
     mkdir -p "$VP/pieces"

@@ -66,6 +66,37 @@ def test_same_shard_twice_gives_bit_identical_scores(models, small_shard):
     assert first.scores.tobytes() == second.scores.tobytes()
 
 
+def test_the_models_batches_are_interleaved_in_planned_order_and_change_no_result(models, small_shard, monkeypatch):
+    fast = _engine(models)
+    prepared = fast.prepare(small_shard)
+    work = engine.interleaved(prepared.dnabert_plan, prepared.esm2_plan)
+    for model, plan in (("dnabert", prepared.dnabert_plan), ("esm2", prepared.esm2_plan)):
+        assert [rows.tolist() for name, rows in work if name == model] == [rows.tolist() for rows in plan]
+    # ESM-2 (what progress counts) starts right after DNABERT-S's first batch, not after all of them.
+    assert [name for name, _ in work[:2]] == ["dnabert", "esm2"]
+    merged = fast.run(prepared, embeddings=True)
+    monkeypatch.setattr(engine, "_work_order", lambda p: [("dnabert", r) for r in p.dnabert_plan] + [("esm2", r) for r in p.esm2_plan])
+    one_model_after_the_other = fast.run(prepared, embeddings=True)
+    for name in ("scores", "dnabert", "esm2"):
+        assert getattr(merged, name).tobytes() == getattr(one_model_after_the_other, name).tobytes()
+
+
+def test_esm2_batches_run_while_dnabert_s_is_still_being_tokenised(models, small_shard):
+    import concurrent.futures
+    import dataclasses
+
+    fast = _engine(models)
+    ready = fast.prepare(small_shard)
+    pending = dataclasses.replace(ready, dnabert=concurrent.futures.Future())
+    order = engine._work_order(pending)
+    first_two = [next(order), next(order)]
+    assert [name for name, _ in first_two] == ["esm2", "esm2"]
+    pending.dnabert.set_result(ready.dnabert.result())
+    rest = list(order)
+    assert [rows.tolist() for name, rows in first_two + rest if name == "esm2"] == [rows.tolist() for rows in ready.esm2_plan]
+    assert [rows.tolist() for name, rows in rest if name == "dnabert"] == [rows.tolist() for rows in ready.dnabert_plan]
+
+
 def test_out_of_memory_halves_the_budget_for_the_shard_and_retries_the_same_rows(models, small_shard):
     limit = {"esm2": 500, "dnabert": 600}
 

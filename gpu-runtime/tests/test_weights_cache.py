@@ -1,12 +1,14 @@
 """Converted weights kept in the state directory: written once, taken back bit for bit, keyed by
-the source files, and never used when they no longer match their checksum."""
+the source files, and never used when they no longer match their checksums."""
+import json
 import os
 
 import pytest
 import torch
 
 from virnucpro_runtime import synthetic, weights
-from virnucpro_runtime.weights_cache import CacheCorrupt, WeightsCache
+from virnucpro_runtime import weights_cache
+from virnucpro_runtime.weights_cache import WeightsCache
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,6 @@ def test_the_second_load_comes_from_the_cache_bit_for_bit(checkpoints, tmp_path)
     first = _load(checkpoints["esm2"], first_cache)
     assert first_cache.hits == [] and len(list(tmp_path.glob("esm2-*.safetensors"))) == 1
     second = _load(checkpoints["esm2"], second_cache)
-    second_cache.wait()
     assert second_cache.hits == ["esm2"]
     assert _same(first, second) and second.cfg == first.cfg
     writer = WeightsCache(tmp_path)
@@ -40,17 +41,31 @@ def test_the_second_load_comes_from_the_cache_bit_for_bit(checkpoints, tmp_path)
     assert again.hits == ["dnabert_s"] and _same(model, cached)
 
 
-def test_a_corrupt_entry_fails_its_check_and_is_removed(checkpoints, tmp_path):
-    _load(checkpoints["esm2"], WeightsCache(tmp_path))
+def test_a_corrupt_entry_is_removed_and_the_source_converted_again(checkpoints, tmp_path, caplog):
+    first = _load(checkpoints["esm2"], WeightsCache(tmp_path))
     entry = next(tmp_path.glob("esm2-*.safetensors"))
     data = bytearray(entry.read_bytes())
     data[-3] ^= 0xFF  # a flipped bit in the last tensor
     entry.write_bytes(bytes(data))
     cache = WeightsCache(tmp_path)
-    _load(checkpoints["esm2"], cache)
-    with pytest.raises(CacheCorrupt, match="do not match their checksum"):
-        cache.wait()
-    assert not entry.exists() and not entry.with_suffix(".json").exists()
+    again = _load(checkpoints["esm2"], cache)
+    assert cache.hits == [] and "do not match their checksum" in caplog.text
+    assert _same(first, again)
+    # ...and the converted weights were written anew, checksums and all.
+    third = WeightsCache(tmp_path)
+    assert _same(first, _load(checkpoints["esm2"], third)) and third.hits == ["esm2"]
+
+
+@pytest.mark.parametrize("chunk", [64, 1000, 1 << 20])
+def test_pieces_that_split_tensors_anywhere_are_put_together(checkpoints, tmp_path, monkeypatch, chunk):
+    """Pieces read by several threads each cover parts of several tensors (or a part of one)."""
+    monkeypatch.setattr(weights_cache, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(weights_cache, "READ_THREADS", 3)
+    first = _load(checkpoints["esm2"], WeightsCache(tmp_path))
+    meta = next(tmp_path.glob("esm2-*.json"))
+    assert len(json.loads(meta.read_text())["chunk_sha256"]) > 1
+    cache = WeightsCache(tmp_path)
+    assert _same(first, _load(checkpoints["esm2"], cache)) and cache.hits == ["esm2"]
 
 
 def test_another_source_or_dtype_is_another_entry(checkpoints, tmp_path):

@@ -2,11 +2,11 @@
 
 Per shard:
 1. ``prepare`` (CPU, may run on a thread while the previous shard computes): read the
-   shard, tokenise proteins (ESM-2) and nucleotides (DNABERT-S), plan length-sorted
-   batches under each model's token budget.
-2. ``run``: a producer thread assembles each planned batch into (pinned) host tensors and
-   hands it over through a bounded queue, so assembling batch k+1 overlaps the device
-   working on batch k. The consumer copies a batch to the device (non_blocking), runs the
+   shard, tokenise proteins (ESM-2) and nucleotides (DNABERT-S, on a thread: the device
+   starts on ESM-2 meanwhile), plan length-sorted batches under each model's token budget.
+2. ``run``: the two models' batches interleaved (``_work_order``). A producer thread
+   assembles each batch into (pinned) host tensors and hands it over through a bounded
+   queue, so assembling batch k+1 overlaps the device working on batch k. The consumer copies a batch to the device (non_blocking), runs the
    model, pools, and scatters the pooled vectors into device-resident [N, 768] / [N, 2560]
    buffers at the batch's shard rows, which restores the shard's original order for free.
    No batch waits for the host: the only host syncs are the final copy of the scores
@@ -28,7 +28,10 @@ pooling sums, classifier and softmax in fp32 (the models' pooling helpers return
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import heapq
+import itertools
 import json
 import logging
 import queue
@@ -76,12 +79,21 @@ class PreparedShard:
     path: str
     keys: shards.FrameKeys
     esm2_tokens: tokenizers.TokenizedSet
-    dnabert_tokens: tokenizers.TokenizedSet
     esm2_plan: list[np.ndarray]
-    dnabert_plan: list[np.ndarray]
+    # DNABERT-S's tokens and plan, (TokenizedSet, plan): its BPE takes seconds for a large
+    # shard (~10x the proteins' lookup table), so it finishes while ESM-2's first batches run.
+    dnabert: concurrent.futures.Future
     prepare_seconds: float
     # Embeddings taken from an earlier run's files ("dnabert"/"esm2"): those rows are not computed.
     imported: dict[str, shards.Imported] = field(default_factory=dict)
+
+    @property
+    def dnabert_tokens(self) -> tokenizers.TokenizedSet:
+        return self.dnabert.result()[0]
+
+    @property
+    def dnabert_plan(self) -> list[np.ndarray]:
+        return self.dnabert.result()[1]
 
     def computed_tokens(self, model: str) -> int:
         plan, tokens = (self.esm2_plan, self.esm2_tokens) if model == "esm2" else (self.dnabert_plan, self.dnabert_tokens)
@@ -175,6 +187,8 @@ class RateWindow:
 
 
 _DONE = object()
+# DNABERT-S's tokeniser runs here, beside the device's batches (and the next shard's prepare).
+_dna_tokenizing = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dna-tokenize")
 
 
 class Engine:
@@ -236,15 +250,18 @@ class Engine:
         started = time.perf_counter()
         shard = shards.read_frames(shard_path)
         esm2_tokens = tokenizers.tokenize_proteins(shard.proteins)
-        dnabert_tokens = self.models.dna_tokenizer.tokenize(shard.nucleotides)
         esm2_rows, dnabert_rows = (_rows_to_compute(len(shard), shard.imported.get(model)) for model in ("esm2", "dnabert"))
+
+        def dnabert() -> tuple[tokenizers.TokenizedSet, list[np.ndarray]]:
+            tokens = self.models.dna_tokenizer.tokenize(shard.nucleotides)  # releases the GIL
+            return tokens, [dnabert_rows[b] for b in packing.plan_padded(tokens.lengths[dnabert_rows], self.dnabert_budget)]
+
         return PreparedShard(
             path=str(shard_path),
             keys=shard.keys,
             esm2_tokens=esm2_tokens,
-            dnabert_tokens=dnabert_tokens,
             esm2_plan=[esm2_rows[b] for b in packing.plan_packed(esm2_tokens.lengths[esm2_rows], self.esm2_budget)],
-            dnabert_plan=[dnabert_rows[b] for b in packing.plan_padded(dnabert_tokens.lengths[dnabert_rows], self.dnabert_budget)],
+            dnabert=_dna_tokenizing.submit(dnabert),
             prepare_seconds=time.perf_counter() - started,
             imported=shard.imported,
         )
@@ -273,7 +290,7 @@ class Engine:
                 found = prepared.imported[name]
                 out.index_copy_(0, torch.from_numpy(found.rows).to(self.device), torch.from_numpy(found.values).to(self.device))
 
-        work = [("dnabert", rows) for rows in prepared.dnabert_plan] + [("esm2", rows) for rows in prepared.esm2_plan]
+        work = _work_order(prepared)
         batches: queue.Queue = queue.Queue(maxsize=self.queue_depth)
         stop = threading.Event()
         producer = threading.Thread(
@@ -394,6 +411,34 @@ def classify(classifier: torch.nn.Module, dnabert: torch.Tensor, esm2: torch.Ten
         logits = classifier(features).float()
         scores[start:end] = torch.softmax(logits, dim=1)
     return scores
+
+
+def _work_order(prepared: PreparedShard):
+    """ESM-2's batches while DNABERT-S's tokens are still being made, then the rest of both
+    models' batches interleaved. A batch computes the same whatever ran before it, so the
+    order (which depends on when the tokeniser finishes) changes no result."""
+    esm2_started = 0
+    while esm2_started < len(prepared.esm2_plan) and not prepared.dnabert.done():
+        yield "esm2", prepared.esm2_plan[esm2_started]
+        esm2_started += 1
+    yield from interleaved(prepared.dnabert_plan, prepared.esm2_plan, esm2_started)
+
+
+def interleaved(dnabert_plan: list[np.ndarray], esm2_plan: list[np.ndarray], esm2_started: int = 0) -> list[tuple[str, np.ndarray]]:
+    """Both models' batches as one sequence, each model's in its planned order, merged by the
+    share of the model's rows done before the batch (DNABERT-S first on a tie), leaving out
+    the first ``esm2_started`` ESM-2 batches. Progress is counted on ESM-2 batches, so with
+    all of DNABERT-S first a shard showed no progress for its first seconds."""
+    def shares(model: str, plan: list[np.ndarray]):
+        total = sum(len(rows) for rows in plan) or 1
+        done = 0
+        for rows in plan:
+            yield done / total, model == "esm2", model, rows
+            done += len(rows)
+
+    merged = heapq.merge(shares("dnabert", dnabert_plan), itertools.islice(shares("esm2", esm2_plan), esm2_started, None),
+                         key=lambda batch: batch[:2])
+    return [(model, rows) for _share, _esm2, model, rows in merged]
 
 
 def _rows_to_compute(n: int, imported: shards.Imported | None) -> np.ndarray:
