@@ -166,6 +166,73 @@ def test_compiled_layers_with_fp8_linears_match_the_plain_forward_bit_for_bit():
     assert frames["ok"] == 2, f"recompiled per batch shape: {dict(frames)}"
 
 
+@pytest.mark.parametrize("k, n", [(2560, 7680), (2560, 2560), (2560, 10240), (10240, 2560)])
+def test_the_operands_pass_scaled_mm_checks_at_esm2_3b_sizes(k, n):
+    """On the meta device the GPU path runs torch's own shape, dtype and layout checks of
+    ``_scaled_mm`` (mat2 column-major, scales [M, 1] and [1, N] fp32 contiguous, K and N
+    multiples of 16) at the 3B model's four shapes, without memory or a GPU."""
+    layer = fp8.Fp8Linear.from_linear(torch.nn.Linear(k, n, device="meta", dtype=torch.bfloat16))
+    out = layer(torch.empty(3, 1000, k, device="meta", dtype=torch.bfloat16))
+    assert out.shape == (3, 1000, n) and out.dtype == torch.bfloat16
+
+
+def _cpu_scaled_mm_or_skip():
+    a = torch.ones(16, 16).to(fp8.E4M3)
+    try:
+        torch._scaled_mm(a, a.t(), scale_a=torch.ones(16, 1), scale_b=torch.ones(1, 16), out_dtype=torch.bfloat16)
+    except (RuntimeError, NotImplementedError) as exc:
+        pytest.skip(f"this torch has no CPU _scaled_mm with per-row scales: {exc}")
+
+
+@torch.no_grad()
+def test_the_scaled_mm_call_agrees_with_the_emulation():
+    """torch's CPU ``_scaled_mm`` (a reference kernel, where this torch has it) given exactly
+    the arguments the GPU gets: a scale on the wrong side or a dropped bias would show."""
+    _cpu_scaled_mm_or_skip()
+    linear = torch.nn.Linear(256, 96).bfloat16()
+    linear.weight.mul_(torch.logspace(-2, 2, 96, dtype=torch.bfloat16)[:, None])
+    x = (torch.randn(2, 20, 256) * torch.logspace(-3, 3, 20)[None, :, None]).bfloat16()
+    real = fp8.Fp8Linear.from_linear(linear)
+    emulated = fp8.Fp8Linear.from_linear(linear, emulate=True)
+    torch.testing.assert_close(real(x), emulated(x), rtol=2**-7, atol=0)
+
+
+def _fp8_esm2_scaled_mm():
+    """The tiny model with the GPU's path (``_scaled_mm``), built without the device check."""
+    esm2 = synthetic.build_esm2("tiny").to(torch.bfloat16)
+    for layer in esm2.layers:
+        for name in fp8.ESM2_LINEARS:
+            setattr(layer, name, fp8.Fp8Linear.from_linear(getattr(layer, name)))
+    return esm2
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_scaled_mm_path_compiles_with_one_graph_per_half(backend):
+    """The real call under compiled.py's torch.compile on a CPU: through AOT autograd (fake
+    tensors, functionalisation: what Inductor sees on the GPU too) bit-identical to the plain
+    forward; through Inductor (its CPU lowering) as close to fp32 as the plain forward is, since
+    fused LayerNorms round differently and move some values across e4m3 steps."""
+    _cpu_scaled_mm_or_skip()
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    esm2 = _fp8_esm2_scaled_mm()
+    reference = synthetic.build_esm2("tiny")
+    fast = compiled.CompiledESM2Packed(esm2, attention=compiled.padded_attention, backend=backend)
+    rng = np.random.default_rng(6)
+    with torch.inference_mode():
+        for count in (3, 6):
+            batch = packed_proteins(synthetic.random_proteins(rng, count, 5, 120))
+            args = (batch.tokens, batch.cu_seqlens, batch.max_seqlen)
+            ours, plain = fast(*args), esm2.forward_packed(*args)
+            if backend == "aot_eager":
+                assert torch.equal(ours, plain)
+            else:
+                ref = reference.forward_packed(*args).numpy()
+                cos_ours, cos_plain = (parity.cosines(t.float().numpy(), ref).min() for t in (ours, plain))
+                assert cos_ours >= 0.998 and abs(cos_ours - cos_plain) < 5e-4, (cos_ours, cos_plain)
+    assert torch._dynamo.utils.counters["frames"]["ok"] == 2
+
+
 def test_fp8_is_refused_without_fp8_matmuls(monkeypatch):
     with pytest.raises(fp8.Fp8Unavailable, match=r"compute capability >= 8\.9.*cpu"):
         fp8.require_fp8_matmuls(torch.device("cpu"))
