@@ -23,7 +23,7 @@ export const loadArgs = z.strictObject({
   dnabert: path.nullish().describe('a path or null'),
   classifier: path.nullish().describe('a path or null'),
   synthetic: z.enum(['tiny', 'full']).nullish().describe('null, "tiny" or "full"'),
-  dtype: z.enum(['bfloat16', 'float32']).nullish().describe('"bfloat16", "float32" or null'),
+  precision: z.enum(['bf16', 'fp8', 'fp32']).nullish().describe('"bf16", "fp8", "fp32" or null'),
   token_budget: positiveInt.nullish().describe('a positive integer or null'),
   dnabert_token_budget: positiveInt.nullish().describe('a positive integer or null'),
   compile_esm2: z.boolean().nullish().describe('a boolean or null'),

@@ -3,7 +3,7 @@
 // with a one-line notice, so existing scripts keep working.
 import * as path from 'node:path';
 import { z } from 'zod';
-import { commonShape, type CommandSpec, type OptionSpec } from '../args';
+import { commonShape, UsageError, type CommandSpec, type OptionSpec } from '../args';
 import { MAX_SHARD_FRAMES, MIN_SHARD_FRAMES, SHARDS_PER_RUN } from '../../activities/prepare/shard-size';
 
 /** Fork options that no longer mean anything here, and why. */
@@ -43,7 +43,7 @@ const schema = z.object({
   shardFrames: z.coerce.number().int().min(1).max(10_000_000).optional(),
   tokenBudget: z.coerce.number().int().positive().optional(),
   embeddings: z.boolean().default(false),
-  exact: z.boolean().default(false),
+  precision: z.enum(['bf16', 'fp8', 'fp32']).default('bf16'),
   workers: z.boolean().default(true),
   workDir: z.string().min(1).optional(),
   ...obsoleteShape,
@@ -71,7 +71,11 @@ export const predictSpec: CommandSpec<PredictOptions> = {
     { long: 'dnabert-weights', value: 'DIR', help: 'DNABERT-S Hugging Face folder (default: <weights>/DNABERT-S)' },
     { long: 'shard-frames', value: 'N', help: `frames per shard, the unit a GPU computes and the cache keeps (default: about ${SHARDS_PER_RUN} shards per input, ${MIN_SHARD_FRAMES}-${MAX_SHARD_FRAMES} frames each, the last ones finer)` },
     { long: 'token-budget', value: 'N', help: 'ESM-2 tokens per batch (default: tuned per device)' },
-    { long: 'exact', help: 'fp32 on GPUs too, as the original computes (about 12x slower; default: ESM-2 in bf16, DNABERT-S fp32 with TF32)' },
+    {
+      long: 'precision',
+      value: 'bf16|fp8|fp32',
+      help: 'ESM-2 on GPUs: bf16 (default; DNABERT-S fp32 with TF32), fp8 (opt-in: linear layers in FP8, GPUs of compute capability >= 8.9; parity not yet proven) or fp32 (fp32 throughout, as the original, about 12x slower). CPUs always run fp32',
+    },
     { long: 'embeddings', help: 'also keep the DNABERT-S and ESM-2 embeddings in the shard results (implies -k)' },
     { long: 'work-dir', value: 'DIR', help: 'intermediate files and the run log (default <output-dir>/.virnucpro)' },
     { long: 'workers', help: 'run workers in this process unless `virnucpro worker` already serves the queues (default; --no-workers: never)' },
@@ -86,10 +90,15 @@ export const predictSpec: CommandSpec<PredictOptions> = {
   schema,
 };
 
-/** The runtime's dtype: fp32 on CPUs (like the original) and with --exact; otherwise null, the
- *  runtime's fast path (ESM-2 bf16, DNABERT-S fp32 with TF32 matmuls on CUDA). */
-export function runtimeDtype(cpuOnly: boolean, exact: boolean): 'float32' | null {
-  return cpuOnly || exact ? 'float32' : null;
+/** The runtime's precision: fp32 on CPUs (like the original) and with `--precision fp32`; null
+ *  (the runtime's fast path: ESM-2 bf16, DNABERT-S fp32 with TF32 matmuls on CUDA) for bf16; fp8
+ *  only on GPUs, never emulated on a CPU. */
+export function runtimePrecision(cpuOnly: boolean, precision: 'bf16' | 'fp8' | 'fp32'): 'fp8' | 'fp32' | null {
+  if (cpuOnly && precision === 'fp8') {
+    throw new UsageError('--precision fp8 needs a GPU with FP8 matmuls (compute capability >= 8.9: Ada, H100, H200); no GPU was found or selected');
+  }
+  if (cpuOnly || precision === 'fp32') return 'fp32';
+  return precision === 'fp8' ? 'fp8' : null;
 }
 
 /** The input file's name without compression and format suffixes: `S01.fastq.gz` -> `S01`. */

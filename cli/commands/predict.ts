@@ -27,7 +27,7 @@ import { fingerprintReads } from '../../activities/prepare/implementation';
 import { virnucproPipeline, type VirnucproSettings } from '../../workflows/pipelines/virnucpro';
 import { cpuQueue, gpuQueue } from '../../workflows/queues';
 import type { RunPipelineInput, RunPipelineResult } from '../../workflows/interpreter/messages';
-import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimeDtype, sampleName, type PredictOptions } from './predict-options';
+import { defaultOutputDir, OBSOLETE_OPTIONS, predictSpec, runtimePrecision, sampleName, type PredictOptions } from './predict-options';
 import { resolveWeights, weightFingerprints } from './predict-weights';
 import { findLegacyRuns } from '../../activities/legacy/sources';
 import { legacyReport } from '../../activities/legacy/import-step';
@@ -94,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
   const settings: VirnucproSettings = {
     expectedLength: options.expectedLength ?? (options.modelType === '300' ? 300 : 500),
     shardFrames: options.shardFrames ?? null,
-    model: { ...weights, synthetic, dtype: runtimeDtype(cpuOnly, options.exact), token_budget: options.tokenBudget ?? null },
+    model: { ...weights, synthetic, precision: runtimePrecision(cpuOnly, options.precision), token_budget: options.tokenBudget ?? null },
     weightFiles: weightFingerprints(weights),
     embeddings: options.embeddings,
     outDir,

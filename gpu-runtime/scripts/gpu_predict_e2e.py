@@ -306,7 +306,7 @@ class E2E:
             return replies[rid]["result"]
 
         # What predict loads on this device (cli/commands/predict.ts: fp32 on CPUs, the fast path on GPUs).
-        request("load", "load", synthetic=self.synthetic_kind, **({} if cuda else {"dtype": "float32"}))
+        request("load", "load", synthetic=self.synthetic_kind, **({} if cuda else {"precision": "fp32"}))
         loaded = wait("load")
         started = time.time()
         for i, shard in enumerate(shard_files):

@@ -91,3 +91,12 @@ def test_tf32_matmuls_restores_the_previous_setting():
     with models_api.tf32_matmuls():
         assert matmul.fp32_precision == "tf32"
     assert matmul.fp32_precision == before
+
+
+def test_clopper_pearson_bound_of_the_label_change_rate():
+    """The one-sided 95% upper bound used for "labels unchanged on >= 99.9%": known values."""
+    change_rate_upper_bound = parity.change_rate_upper_bound
+    assert abs(change_rate_upper_bound(0, 1549) - (1 - 0.05 ** (1 / 1549))) < 1e-12  # ~0.19%, the README's "~0.2%"
+    assert abs(change_rate_upper_bound(1, 10) - 0.39416) < 1e-4  # Beta(0.95; 2, 9)
+    assert change_rate_upper_bound(12, 20_000) < 0.001 < change_rate_upper_bound(14, 20_000)
+    assert change_rate_upper_bound(5, 5) == 1.0

@@ -110,6 +110,17 @@ def test_malformed_lines_get_errors_and_the_loop_survives(runtime):
     assert runtime.request("h2", "health")["ok"]
 
 
+def test_fp8_on_a_device_without_fp8_matmuls_is_refused_not_emulated(runtime):
+    """The CPU emulation of models/fp8.py is for tests; a runtime asked for fp8 on a CPU says
+    why it cannot, before loading anything, and stays usable."""
+    reply = runtime.request("l1", "load", synthetic="tiny", precision="fp8")
+    assert reply["ok"] is False and reply["error"]["type"] == "bad_request"
+    assert "compute capability >= 8.9" in reply["error"]["message"] and "--precision bf16" in reply["error"]["message"]
+    assert runtime.request("h1", "health")["result"]["loaded"] is False
+    loaded = runtime.request("l2", "load", synthetic="tiny", precision="fp32", token_budget=600)
+    assert loaded["ok"] and loaded["result"]["numerics"]["precision"]["esm2"] == "float32"
+
+
 def test_cancel_stops_the_active_run_and_drops_a_queued_one(runtime, long_shard, tmp_path):
     assert runtime.request("l1", "load", synthetic="tiny", token_budget=200)["ok"]
     runtime.send({"v": 1, "id": "long", "op": "run", "args": {"shard": str(long_shard), "out": str(tmp_path / "a.arrow")}})

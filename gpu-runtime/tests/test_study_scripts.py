@@ -2,6 +2,7 @@
 still run when a GPU session needs them: each writes its JSON with the fields the
 benchmark notes quote."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,18 @@ def test_esm2_profile_times_the_compiled_path(tmp_path):
     _run("profile_esm2.py", "--device", "cpu", "--size", "tiny", "--frames", "48", "--budget", "2048", "--variants", "--out", str(out))
     report = json.loads(out.read_text())
     assert report["tokens_per_s"]["compiled"] > 0 and report["tokens"] > 0
+
+
+def test_fp8_bench_script_runs_the_bench_with_its_short_defaults(tmp_path):
+    """fp8_bench.sh on a CPU (the emulation, tiny models): it runs, and the JSON it writes
+    holds the FP8 rate beside ours and both parities."""
+    env = {**os.environ, "DEVICE": "cpu", "RESULTS": str(tmp_path), "PYTHON": sys.executable, "VIRNUCPRO_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run(["bash", str(SCRIPTS / "fp8_bench.sh"), "--size", "tiny", "--fp8-emulate", "--sample-frames", "12",
+                           "--original-frames", "8", "--parity-frames", "24", "--repeats", "1", "--skip", "e2e,hf"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (out,) = tmp_path.glob("*-cpu-500-fp8.json")
+    report = json.loads(out.read_text())
+    assert report["model_size"] == "tiny" and report["esm2_tokens_per_s"]["ours_fp8"] > 0
+    assert report["fp8"]["parity"]["frames"] == 24 and "label_agreement_lower_95" in report["fp8"]["parity"]
+    assert out.with_suffix(".log").read_text().count("ours_fp8") >= 2  # the table and the parity line

@@ -59,6 +59,9 @@ class LoadedModels:
     esm2_packed_forward: Callable | None = None
     # Replaces dnabert.embed when set (compiled.py).
     dnabert_padded_embed: Callable | None = None
+    # ESM-2's linear layers in FP8 (models/fp8.py): None, "scaled_mm" (the GPU) or "emulated"
+    # (tests and bench on a CPU). Set by use_fp8_esm2; ``dtype`` stays bf16 for the rest.
+    esm2_fp8: str | None = None
 
     @property
     def esm2_hidden(self) -> int:
@@ -95,6 +98,8 @@ class LoadedModels:
 
     def precision(self) -> dict:
         esm2 = str(self.dtype).removeprefix("torch.")
+        if self.esm2_fp8 is not None:
+            esm2 = f"{esm2}, linear layers float8_e4m3fn with per-row scales ({self.esm2_fp8})"
         return {"esm2": esm2, "dnabert": "float32 (TF32 matmuls)" if dnabert_uses_tf32(self.device, self.dtype) else "float32",
                 "classifier": "float32"}
 
@@ -107,6 +112,21 @@ class LoadedModels:
             "dtype": str(self.dtype).removeprefix("torch."),
             "precision": self.precision(),
         }
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """ESM-2's dtype for a ``--precision``: fp8 keeps bf16 outside the linear layers."""
+    return torch.float32 if precision == "fp32" else torch.bfloat16
+
+
+def use_fp8_esm2(models: LoadedModels, emulate: bool = False) -> None:
+    """ESM-2's linear layers quantised to FP8 in place (models/fp8.py), once, after loading.
+    Without ``emulate`` the device must have FP8 matmuls: fp8.Fp8Unavailable otherwise.
+    The emulation is for tests and ``bench`` only; ``serve`` never asks for it."""
+    from .models.fp8 import quantize_esm2_linears_
+
+    quantize_esm2_linears_(models.esm2, emulate=emulate)
+    models.esm2_fp8 = "emulated" if emulate else "scaled_mm"
 
 
 def load_models(

@@ -27,7 +27,8 @@ import torch
 
 from . import engine as engine_mod
 from . import protocol, shards, tuning
-from .models_api import WeightsUnavailable, load_models
+from .models.fp8 import Fp8Unavailable, require_fp8_matmuls
+from .models_api import WeightsUnavailable, load_models, precision_dtype, use_fp8_esm2
 from .telemetry import DeviceMonitor
 from .weights_cache import WeightsCache
 
@@ -181,7 +182,9 @@ class Server:
     def _load(self, args: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         cuda = self.device.type == "cuda"
-        dtype = getattr(torch, args.get("dtype") or ("bfloat16" if cuda else "float32"))
+        precision = args.get("precision") or ("bf16" if cuda else "fp32")
+        if precision == "fp8":
+            require_fp8_matmuls(self.device)  # before the weights take tens of seconds to load
         self.engine = None
         compile_esm2 = cuda and args.get("compile_esm2") is not False
         compile_dnabert = cuda and args.get("compile_dnabert") is True
@@ -191,13 +194,15 @@ class Server:
         cache = WeightsCache()
         models = load_models(
             self.device,
-            dtype,
+            precision_dtype(precision),
             esm2=args.get("esm2"),
             dnabert=args.get("dnabert"),
             classifier=args.get("classifier"),
             synthetic=args.get("synthetic"),
             cache=cache,
         )
+        if precision == "fp8":
+            use_fp8_esm2(models)
         weights_done = time.perf_counter()
         # The compiled paths need CUDA. ESM-2's is the default there; DNABERT-S's is opt-in: on
         # the H200 it was 1.34x faster alone, but shards with new batch shapes lost ~12 s each
@@ -318,6 +323,8 @@ def _classify_error(exc: Exception) -> tuple[str, str]:
         return "input", str(exc)
     if isinstance(exc, WeightsUnavailable):
         return "weights", str(exc)
+    if isinstance(exc, Fp8Unavailable):
+        return "bad_request", str(exc)
     return "internal", f"{type(exc).__name__}: {exc}"
 
 

@@ -9,7 +9,7 @@ import { commonShape, parseCommand, UsageError, type CommandSpec } from '../../c
 import { loadSettings, packageRoot, runUiLink } from '../../cli/config';
 import { RUN_SEARCH_ATTRIBUTES, searchAttributeArgs } from '../../workflows/search-attributes';
 import { discoverDevices } from '../../cli/devices';
-import { predictSpec, runtimeDtype } from '../../cli/commands/predict-options';
+import { predictSpec, runtimePrecision } from '../../cli/commands/predict-options';
 import { deviceTable, EtaEstimator, progressLine, taskTotals } from '../../cli/progress';
 import { runView, type LiveTask } from '../../cli/live';
 import { canonicalJson, runIdFor } from '../../cli/runs';
@@ -39,14 +39,16 @@ const spec: CommandSpec<z.infer<typeof schema>> = {
 
 describe('cli units', () => {
   describe('predict precision', () => {
-    it('runs fp32 on CPUs and with --exact, the fast path on GPUs otherwise', () => {
-      const exact = parseCommand(predictSpec, ['reads.fa', '--exact']);
-      const plain = parseCommand(predictSpec, ['reads.fa']);
-      assert.equal(exact?.exact, true);
-      assert.equal(plain?.exact, false);
-      assert.equal(runtimeDtype(false, exact!.exact), 'float32');
-      assert.equal(runtimeDtype(false, plain!.exact), null);
-      assert.equal(runtimeDtype(true, plain!.exact), 'float32');
+    it('runs fp32 on CPUs and with --precision fp32, the fast path on GPUs otherwise; fp8 only on GPUs', () => {
+      const parse = (...extra: string[]) => parseCommand(predictSpec, ['reads.fa', ...extra])!.precision;
+      assert.equal(parse(), 'bf16');
+      assert.equal(runtimePrecision(false, parse()), null);
+      assert.equal(runtimePrecision(true, parse()), 'fp32');
+      assert.equal(runtimePrecision(false, parse('--precision', 'fp32')), 'fp32');
+      assert.equal(runtimePrecision(false, parse('--precision=fp8')), 'fp8');
+      assert.throws(() => runtimePrecision(true, 'fp8'), (e: Error) => e instanceof UsageError && /fp8 needs a GPU .*8\.9/.test(e.message));
+      assert.throws(() => parse('--precision', 'fp16'), (e: Error) => e instanceof UsageError && /precision/.test(e.message));
+      assert.throws(() => parse('--exact'), (e: Error) => e instanceof UsageError && /exact/.test(e.message));
     });
   });
 

@@ -11,7 +11,7 @@ import { RuntimeFailure } from '../../activities/gpu/runtime-process';
 import { readFrameScores } from '../../activities/outputs/tables';
 import { writeFrameShard } from './frames-fixture';
 
-const tiny: LoadArgs = { esm2: null, dnabert: null, classifier: null, synthetic: 'tiny', dtype: 'float32', token_budget: null };
+const tiny: LoadArgs = { esm2: null, dnabert: null, classifier: null, synthetic: 'tiny', precision: 'fp32', token_budget: null };
 const scoresOnly = { embeddings: false };
 
 async function scores(file: string): Promise<number[]> {

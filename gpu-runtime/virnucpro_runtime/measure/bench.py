@@ -9,7 +9,11 @@ Full-size random-weight models (synthetic.py's recipe; ESM-2 3B 36 x 2560, DNABE
 2. hf_bf16: Hugging Face transformers ``EsmModel`` / ``BertModel`` (random weights, same
    sizes), bf16, SDPA, length-sorted padded batches of <= 64k tokens;
 3. ours: the engine's packed bf16 path (optionally with the layer under torch.compile),
-   per-model rates and end to end (shard read + tokenise + both models + classifier).
+   per-model rates and end to end (shard read + tokenise + both models + classifier);
+4. ours_fp8 (``--precision fp8``, opt-in): the same with ESM-2's linear layers in FP8
+   (models/fp8.py), where the device has FP8 matmuls (``--fp8-emulate``: the CPU emulation,
+   for smoke tests; its rate means nothing); its parity against the fp32 engine on the
+   ``--parity-frames`` frames beside ours.
 
 Token rates count real tokens (<cls>/<eos> and [CLS]/[SEP] included, padding excluded),
 so every method is credited with the same work. Times are medians over repeats measured
@@ -36,7 +40,8 @@ import torch
 
 from .. import engine as engine_mod
 from .. import packing, shards, synthetic, tokenizers, tuning
-from ..models_api import LoadedModels
+from ..models import fp8
+from ..models_api import LoadedModels, use_fp8_esm2
 from ..telemetry import DeviceMonitor, UtilizationSampler
 from . import parity, reference
 
@@ -54,7 +59,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget", type=int, default=None, help="ESM-2 token budget (default: tuned, else from free memory)")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto", help="torch.compile the ESM-2 layers (auto: on CUDA)")
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: original,hf,e2e")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: original,hf,e2e,fp8")
+    parser.add_argument("--fp8-emulate", action="store_true", help="measure the FP8 path by its CPU emulation (smoke tests only)")
     parser.add_argument("--tune", action="store_true", help="try several ESM-2 token budgets and store the best")
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench/results")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: <out-dir>/<date>-<gpu>-<readlen>.json)")
@@ -300,6 +306,43 @@ def tune(models: LoadedModels, frames: shards.FrameShard, n: int, dnabert_budget
     return {"tried": {str(k): v for k, v in found.items()}, "best": best, "stored_in": str(path)}
 
 
+# ---- (4) ours with FP8 linear layers ------------------------------------------------------------
+def bench_fp8(models: LoadedModels, fast: engine_mod.Engine, frames: shards.FrameShard, args, compile_esm2: bool,
+              exact: engine_mod.RunOutput | None, original_ref: reference.ReferenceOutput | None) -> dict:
+    """ESM-2 with FP8 linears (a bf16 copy of ``models``' ESM-2, quantised), under the same
+    token budgets as ours: eager and, where ours compiles, compiled (what ``serve`` runs);
+    then, given the fp32 engine's outputs (``exact``), its parity on the same frames."""
+    device = models.device
+    quantised = with_dtype(models, torch.bfloat16)
+    use_fp8_esm2(quantised, emulate=args.fp8_emulate)
+    result: dict = {"precision": quantised.precision()}
+    log(f"ours (fp8, eager): per-model throughput on {args.sample_frames} frames")
+    result["eager"] = bench_ours_models(quantised, frames, args.sample_frames, fast.esm2_budget, fast.dnabert_budget, args.repeats)
+    best = result["eager"]
+    if compile_esm2:
+        from ..compiled import enable_compiled_esm2
+
+        try:
+            began = time.perf_counter()
+            enable_compiled_esm2(quantised)
+            result["compiled"] = bench_ours_models(quantised, frames, args.sample_frames, fast.esm2_budget, fast.dnabert_budget, args.repeats)
+            result["compiled"]["compile_and_warmup_seconds"] = time.perf_counter() - began - sum(result["compiled"]["esm2_seconds"])
+            best = result["compiled"]
+        except Exception as exc:  # as for ours: a compile failure must not cost the rest of the run
+            result["compile_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+            log(f"fp8 compile failed, staying eager: {result['compile_error'][:300]}")
+            quantised.esm2_packed_forward = None
+    result["compiled_esm2"] = quantised.esm2_packed_forward is not None
+    result["esm2_tokens_per_s"] = best["esm2_tokens_per_s"]
+    log(f"ours (fp8, {'compiled' if result['compiled_esm2'] else 'eager'}): ESM-2 {best['esm2_tokens_per_s']:,.0f} tokens/s")
+    if exact is not None:
+        log(f"fp8 parity on {args.parity_frames} frames")
+        engine = engine_mod.Engine(quantised, esm2_budget=fast.esm2_budget, dnabert_budget=fast.dnabert_budget)
+        out = _engine_on_frames(engine, frames, args.parity_frames)
+        result["parity"] = parity.parity_report(out, exact, original_ref, frames.frame_ids[:args.parity_frames], device)
+    return result
+
+
 # ---- report -----------------------------------------------------------------------------------
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
@@ -313,11 +356,12 @@ def git_commit() -> str | None:
 
 
 def table(report: dict) -> str:
-    rows = [("", "ours", "hf_bf16", "original")]
+    methods = ("ours", "ours_fp8", "hf_bf16", "original")
+    rows = [("", *methods)]
     for key in ("esm2_tokens_per_s", "dnabert_tokens_per_s"):
         values = report[key]
-        rows.append((key, *(f"{values[m]:,.0f}" if values.get(m) is not None else "-" for m in ("ours", "hf_bf16", "original"))))
-    width = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((key, *(f"{values[m]:,.0f}" if values.get(m) is not None else "-" for m in methods)))
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(width[i]) for i, cell in enumerate(r)) for r in rows]
     e2e = report.get("end_to_end") or {}
     lines.append(f"end to end: {report.get('end_to_end_frames_per_s') or 0:,.1f} frames/s, GPU busy {e2e.get('gpu_busy_fraction')}, "
@@ -329,6 +373,15 @@ def table(report: dict) -> str:
         lines.append(f"labels on {p['held_out_frames']} held-out frames: trained stand-in {p['label_agreement']:.4%} "
                      f"({p['labels_changed']} changed; virus score diff max {p['virus_score_diff_max']:.4f} p99 {p['virus_score_diff_p99']:.4f}), "
                      f"random-direction worst case {p['label_agreement_random_direction']:.4%}")
+    fp8_report = report.get("fp8") or {}
+    if fp8_report.get("skipped"):
+        lines.append(f"fp8: not measured: {fp8_report['skipped']}")
+    for name, p in ((f"ours ({report['dtype_ours']})", report.get("parity")), ("ours_fp8", fp8_report.get("parity"))):
+        if p:
+            c = p["esm2_cosine_vs_fp32_engine"]
+            lines.append(f"{name} vs the fp32 engine: ESM-2 cos min {c['min']:.6f} q0.001 {c['q0.001']:.6f} q0.01 {c['q0.01']:.6f} "
+                         f"({c['frames']} frames); labels {p['label_agreement']:.4%} of {p['held_out_frames']} held-out "
+                         f"({p['labels_changed']} changed), one-sided 95% lower bound {p['label_agreement_lower_95']:.4%}")
     return "\n".join(lines)
 
 
@@ -336,6 +389,9 @@ def main(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     skip = {s for s in args.skip.split(",") if s}
     frames = shards.read_frames(args.frames)
+    if "original" not in skip and args.parity_frames > len(frames):
+        raise SystemExit(f"bench: --parity-frames {args.parity_frames} is more than the {len(frames)} distinct frames of {args.frames}; "
+                         "make a larger frame file (gpu-runtime/scripts/make_bench_frames.py --frames N) and pass --frames")
     read_length = int(re.search(r"(\d+)bp", args.frames.name).group(1)) if re.search(r"(\d+)bp", args.frames.name) else None
     fast_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -354,6 +410,7 @@ def main(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(report, indent=2, default=float) + "\n")
 
     ref_models = build_models(args.size, device)
+    exact = original_ref = None
     if "original" not in skip:
         log(f"original's way on {args.original_frames} frames (fp32, padded 2048-token ESM-2 batches, DNABERT-S one at a time)")
         original, original_ref = bench_original(ref_models, frames, args.original_frames)
@@ -387,7 +444,8 @@ def main(args: argparse.Namespace) -> int:
     log(f"ours (eager): ESM-2 {ours['esm2_tokens_per_s']:,.0f} tokens/s, DNABERT-S {ours['dnabert_tokens_per_s']:,.0f} tokens/s")
 
     report["compiled"] = {"esm2": False, "dnabert": False}
-    if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
+    compile_on = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
+    if compile_on:
         from ..compiled import enable_compiled_dnabert, enable_compiled_esm2
 
         try:
@@ -428,6 +486,19 @@ def main(args: argparse.Namespace) -> int:
         fast_out = _engine_on_frames(fast, frames, args.parity_frames)
         report["parity"] = parity.parity_report(fast_out, exact, original_ref, frames.frame_ids[:args.parity_frames], device)
         save()
+
+    if "fp8" not in skip:
+        reason = None if args.fp8_emulate else fp8.fp8_unsupported_reason(device)
+        if reason is not None:
+            report["fp8"] = {"skipped": reason}
+            log(f"fp8 not measured: {reason}")
+        else:
+            report["fp8"] = bench_fp8(fast_models, fast, frames, args, compile_on, exact, original_ref)
+            report["esm2_tokens_per_s"]["ours_fp8"] = report["fp8"]["esm2_tokens_per_s"]
+            report["fp8_vs_ours"] = report["fp8"]["esm2_tokens_per_s"] / ours["esm2_tokens_per_s"]
+        save()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
     if "e2e" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
