@@ -3,7 +3,9 @@
 # it stays warm, so consecutive calls build on each other):
 #   probe          the runtime from this checkout on CUDA: serve smoke test twice (cold, then
 #                  with the compile and converted-weights caches warm) and the determinism probe
-#   smoke          the serve smoke tests only (a minute: worth it in the first `receive` call)
+#   smoke          the serve smoke tests only (a minute)
+#   cache          weights_cache_check.py: the converted-weights cache onto CUDA (seconds: worth
+#                  it in the first `receive` call)
 #   receive NN     copy the carried bundle piece .device/pieces/part-NN into /tmp/vp/pieces
 #   install        check SHA256SUMS, cat the pieces | tar x, install.sh with the machine's python3
 #   e2e PHASE...   gpu_predict_e2e.py phases against the installed bundle (its JSON goes to $OUT)
@@ -41,6 +43,9 @@ case "$step" in
     # The second serve loads the converted weights from the cache the first wrote: same scores?
     sha256sum "$VP"/smoke1/results-a.arrow "$VP"/smoke2/results-a.arrow
     [[ $step == probe ]] && timeout 420 python3 gpu-runtime/scripts/determinism_probe.py --frames 3072 --out "$OUT/determinism.json" | tail -40
+    ;;
+  cache)
+    PYTHONPATH=$PWD/gpu-runtime timeout 120 python3 gpu-runtime/scripts/weights_cache_check.py --device cuda:0
     ;;
   receive)
     mkdir -p "$VP/pieces"
