@@ -56,8 +56,8 @@ unshare -n -m env WORK="$work" NODE_BINARY="$node_binary" REPO="$repo" bash -euo
   if [[ -d "$genomes" ]]; then
     PYTHONPATH="$bundle/lib/python" XDG_STATE_HOME="$WORK/state" "$WORK/host-python/bin/python" \
       "$REPO/gpu-runtime/scripts/gpu_predict_e2e.py" --bundle "$bundle" --genomes "$genomes" --work "$WORK/e2e" \
-      --device cpu --synthetic tiny --scale 0.005 --out "$WORK/e2e/scaling.json" reads scaling 1,2
-    "$WORK/host-python/bin/python" -c "import json, sys; r = json.load(open(sys.argv[1])); assert r[\"identical_to_one_gpu\"] == {\"2\": True}, r; print(\"e2e dry run: 1 and 2 devices, identical results\")" "$WORK/e2e/scaling.json"
+      --device cpu --synthetic tiny --scale 0.005 --out "$WORK/e2e/scaling.json" reads scaling 1,2 faults 2
+    "$WORK/host-python/bin/python" -c "import json, sys; r = json.load(open(sys.argv[1])); assert r[\"identical_to_one_gpu\"] == {\"2\": True}, r; assert {k: f[\"identical\"] for k, f in r[\"faults\"].items()} == {\"runtime\": True, \"runtime-stop\": True}, r[\"faults\"]; print(\"e2e dry run: 1 and 2 devices, and 2 with one runtime killed or stopped: identical results\")" "$WORK/e2e/scaling.json"
   else
     echo "no shared/data beside the checkout: the e2e dry run is skipped"
   fi

@@ -11,6 +11,7 @@
 #   e2e PHASE...   gpu_predict_e2e.py phases against the installed bundle (its JSON goes to $OUT)
 #   budgets        card_budget_check.py on a shard of the warm run (smaller cards emulated)
 #   scaling N,M    issue 10: the scaling read set through predict on the first N, M GPUs (JSON to $OUT/scaling.json)
+#   faults N       issue 10: the same on N GPUs with one runtime SIGKILLed, then one SIGSTOPped (after `scaling`)
 #
 # Before the calls, here (`.device/` is git-ignored, so each call names what it needs in `carry`):
 #   scripts/bundle.sh --python 3.12 /tmp/bundle-out
@@ -75,6 +76,13 @@ case "$step" in
     # Issue 10 on a host of several GPUs: the same reads on the first N GPUs for each N of $1 (e.g. 1,2).
     python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle "$(echo "$VP"/host/virnucpro-*-linux-x64)" --genomes .device/genomes \
       --work "$VP/e2e" --out "$OUT/scaling.json" synthetic scaling "${1:?usage: gpu_e2e_session.sh scaling 1,2[,4,8]}"
+    status=$?
+    cp "$VP/e2e/e2e-state.json" "$OUT/" 2>/dev/null
+    exit $status
+    ;;
+  faults)
+    python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle "$(echo "$VP"/host/virnucpro-*-linux-x64)" --genomes .device/genomes \
+      --work "$VP/e2e" --out "$OUT/scaling.json" synthetic faults "${1:?usage: gpu_e2e_session.sh faults N}"
     status=$?
     cp "$VP/e2e/e2e-state.json" "$OUT/" 2>/dev/null
     exit $status

@@ -17,6 +17,9 @@ session can run them in several calls on a machine that stays up):
     scaling N,M the scaling read set (150,000 frames per GPU of the largest count, fixed seed)
                 through predict on the first N GPUs, then the first M, ... (issue 10); with
                 --out, bench/results/<date>-<gpu>x<max>-scaling.json-style JSON there
+    faults N    the scaling read set on the first N GPUs twice more: one GPU's runtime
+                SIGKILLed, then one SIGSTOPped (the run's watchdog must replace it), each at a
+                random point of the embed step; compared with the clean runs of `scaling`
 
     python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle B --genomes G --work /tmp/e2e PHASE...
 
@@ -49,6 +52,8 @@ SCALING_SEED = 20260103
 FRAMES_PER_READ = 0.58
 SHARD_FRAMES = {"large": 20_000, "small": 4_000}
 KILLS = ("runtime", "worker", "server", "cli")
+# Issue 10's faults inside a run on several GPUs: one device's runtime killed, or stopped.
+DEVICE_FAULTS = {"runtime": signal.SIGKILL, "runtime-stop": signal.SIGSTOP}
 
 
 class E2E:
@@ -215,8 +220,8 @@ class E2E:
         delay = self.rng.uniform(3.0, 20.0) * max(self.scale, 0.1)
         time.sleep(delay)
         at = round(time.time() - started, 1)
-        if kind == "runtime":
-            os.kill(runtime_pid(), signal.SIGKILL)
+        if kind in DEVICE_FAULTS:
+            os.kill(self.rng.choice(runtime_pids()), DEVICE_FAULTS[kind])
         elif kind == "worker":
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
@@ -255,6 +260,23 @@ class E2E:
         if out is not None:
             self.scaling_report(out)
 
+    def faults(self, count: str, out: Path | None) -> None:
+        """One GPU's runtime SIGKILLed, then one SIGSTOPped, in runs on the first N GPUs."""
+        n = str(int(count))
+        clean = self.state.get("scaling", {}).get(n) or self.state.get("scaling", {}).get("1")
+        if clean is None:
+            raise RuntimeError("faults: run `scaling` first (its clean runs are the reference)")
+        faults = self.state.setdefault("scaling_faults", {})
+        for kind in DEVICE_FAULTS:
+            run = self.predict("scaling", f"fault-{kind}-{n}", kill=kind, devices=int(n))
+            run["devices"] = device_figures(Path(run["output"]))
+            run["identical"] = run["sha256"] == clean["sha256"]
+            faults[kind] = run
+            self.save()
+            self.log(f"fault {kind} on {n} devices at {run['at_s']} s: identical={run['identical']}, restarts={run['restarts']}")
+        if out is not None:
+            self.scaling_report(out)
+
     def scaling_report(self, out: Path) -> None:
         runs = self.state["scaling"]
         base = runs.get("1")
@@ -269,12 +291,14 @@ class E2E:
             "runs": runs,
             "speedup": {n: round(base["wall_s"] / r["wall_s"], 3) for n, r in runs.items() if base and n != "1"},
             "identical_to_one_gpu": {n: r["sha256"] == base["sha256"] for n, r in runs.items() if base and n != "1"},
+            "faults": self.state.get("scaling_faults", {}),
             "targets": {"speedup": {"2": 1.95, "4": 3.85, "8": 7.6}, "busy_fraction_min": 0.95, "finish_spread_max": 0.02},
             "notes": "wall_s: start of predict to its last output file. devices (run_report.json, trace.tsv, telemetry.tsv): per GPU the "
                      "frames, shards, busy_fraction (its shards' time over the embed step, first shard start to last shard end of the run), "
                      "idle_gaps_s (between its shards), stalls, restarts, finish_s (its last shard's end after the embed step started), nvml_busy (mean "
                      "GPU utilisation of its samples during the embed step, null without NVML); computed_twice: shards with more than "
-                     "one completed row.",
+                     "one completed row. faults: runs on the most devices with one device's runtime SIGKILLed (runtime) or SIGSTOPped "
+                     "(runtime-stop) at at_s, identical: the same output bytes as the clean run on as many devices.",
         }
         out.write_text(json.dumps(result, indent=1) + "\n")
         self.log(f"scaling report -> {out}")
@@ -424,11 +448,12 @@ class Run:
         return round(max(gaps), 1) if gaps else None
 
 
-def runtime_pid() -> int:
+def runtime_pids() -> list[int]:
+    """The runtime processes (one per device) running now."""
     found = subprocess.run(["pgrep", "-f", "virnucpro_runtime serve"], capture_output=True, text=True).stdout.split()
     if not found:
         raise RuntimeError("no runtime process to kill")
-    return int(found[0])
+    return sorted(int(pid) for pid in found)
 
 
 def timeline(out: Path, report: dict, started: float, first_start: float, last_end: float) -> dict:
@@ -524,6 +549,8 @@ def main() -> int:
             e2e.report(args.out)
         elif phase == "scaling":
             e2e.scaling(phases.pop(0), args.out)
+        elif phase == "faults":
+            e2e.faults(phases.pop(0), args.out)
         else:
             getattr(e2e, phase.replace("-", "_"))()
     return 0
