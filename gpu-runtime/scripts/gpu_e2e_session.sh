@@ -4,9 +4,8 @@
 #   probe          the runtime from this checkout on CUDA: serve smoke test twice (cold, then
 #                  with the compile and converted-weights caches warm) and the determinism probe
 #   smoke          the serve smoke tests only (a minute)
-#   startup-fp8    without the bundle, one call: the cache check, the serve smoke test with the
-#                  full-size synthetic weights twice (the second loads the converted weights from
-#                  the cache: its load phases are the start-up of a warm host), then fp8_bench.sh
+#   startup-fp8    without the bundle, one call: the cache check with ESM-2 3B's weights timed,
+#                  the serve smoke tests, then fp8_bench.sh
 #   cache          weights_cache_check.py: the converted-weights cache onto CUDA (seconds: worth
 #                  it in the first `receive` call)
 #   receive NN     copy the carried bundle piece .device/pieces/part-NN into /tmp/vp/pieces
@@ -51,20 +50,12 @@ case "$step" in
   startup-fp8)
     export VIRNUCPRO_STATE_DIR=$VP/probe-state PYTHONPATH=$PWD/gpu-runtime
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-    timeout 120 python3 gpu-runtime/scripts/weights_cache_check.py --device cuda:0
-    for i in 1 2; do
-      timeout 240 python3 gpu-runtime/scripts/serve_smoke.py --device cuda:0 --synthetic full \
-        --shard bench/data/frames_500bp.arrow --work "$VP/full$i" > "$OUT/serve-full$i.jsonl" 2> "$OUT/serve-full$i.stderr"
-      echo "serve smoke (full) $i: exit $?"
-      grep -o '"phases":{[^}]*}' "$OUT/serve-full$i.jsonl" | head -1
-      grep -o '"frames":[0-9]*,[^}]*"seconds":[0-9.]*' "$OUT/serve-full$i.jsonl" | head -2
-      tail -n 3 "$OUT/serve-full$i.stderr"
-    done
-    sha256sum "$VP"/full1/results-a.arrow "$VP"/full2/results-a.arrow
-    BENCH_TIMEOUT=${BENCH_TIMEOUT:-300} bash gpu-runtime/scripts/fp8_bench.sh 2>&1 | tail -25
+    timeout 120 python3 gpu-runtime/scripts/weights_cache_check.py --device cuda:0 --full-esm2 | tee "$OUT/weights-cache-check.txt"
+    bash "$0" smoke
+    BENCH_TIMEOUT=${BENCH_TIMEOUT:-250} bash gpu-runtime/scripts/fp8_bench.sh 2>&1 | tail -25
     ;;
   cache)
-    PYTHONPATH=$PWD/gpu-runtime timeout 120 python3 gpu-runtime/scripts/weights_cache_check.py --device cuda:0
+    PYTHONPATH=$PWD/gpu-runtime timeout 120 python3 gpu-runtime/scripts/weights_cache_check.py --device cuda:0 --full-esm2
     ;;
   receive)
     mkdir -p "$VP/pieces"
