@@ -81,17 +81,11 @@ case "$step" in
     tail -n 30 "$VP"/e2e/*.log > "$OUT/e2e-logs.txt" 2>/dev/null
     exit $status
     ;;
-  scaling)
-    # Issue 10 on a host of several GPUs: the same reads on the first N GPUs for each N of $1 (e.g. 1,2).
+  scaling|faults)
+    # Issue 10 on a host of several GPUs: `scaling 1,2[,4,8]` runs the same reads on the first N GPUs
+    # for each N; `faults N` then runs them on N GPUs with one runtime killed, then one stopped.
     python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle "$(echo "$VP"/host/virnucpro-*-linux-x64)" --genomes .device/genomes \
-      --work "$VP/e2e" --out "$OUT/scaling.json" synthetic scaling "${1:?usage: gpu_e2e_session.sh scaling 1,2[,4,8]}"
-    status=$?
-    cp "$VP/e2e/e2e-state.json" "$OUT/" 2>/dev/null
-    exit $status
-    ;;
-  faults)
-    python3 gpu-runtime/scripts/gpu_predict_e2e.py --bundle "$(echo "$VP"/host/virnucpro-*-linux-x64)" --genomes .device/genomes \
-      --work "$VP/e2e" --out "$OUT/scaling.json" synthetic faults "${1:?usage: gpu_e2e_session.sh faults N}"
+      --work "$VP/e2e" --out "$OUT/scaling.json" synthetic "$step" "${1:?usage: gpu_e2e_session.sh scaling 1,2[,4,8] | faults N}"
     status=$?
     cp "$VP/e2e/e2e-state.json" "$OUT/" 2>/dev/null
     exit $status

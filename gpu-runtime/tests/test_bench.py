@@ -13,15 +13,20 @@ REQUIRED = ("gpu", "torch", "commit", "date", "read_length", "esm2_tokens_per_s"
             "end_to_end_frames_per_s", "gpu_busy_fraction", "peak_memory_gib", "parity")
 
 
-def test_bench_runs_every_stage_and_tune_stores_a_budget(tmp_path, monkeypatch):
+def _run_bench(tmp_path, monkeypatch, *extra: str) -> dict:
+    """``bench`` on the CPU with the tiny models and small samples, plus ``extra`` arguments."""
     monkeypatch.setenv("VIRNUCPRO_STATE_DIR", str(tmp_path / "state"))
     parser = argparse.ArgumentParser()
     bench.configure(parser)
     out = tmp_path / "bench.json"
-    args = parser.parse_args(["--device", "cpu", "--size", "tiny", "--sample-frames", "12", "--original-frames", "8", "--parity-frames", "24",
-                              "--e2e-frames", "16", "--repeats", "1", "--tune", "--out", str(out)])
+    args = parser.parse_args(["--device", "cpu", "--size", "tiny", "--sample-frames", "12", "--original-frames", "8",
+                              "--repeats", "1", "--out", str(out), *extra])
     assert bench.main(args) == 0
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_bench_runs_every_stage_and_tune_stores_a_budget(tmp_path, monkeypatch):
+    report = _run_bench(tmp_path, monkeypatch, "--parity-frames", "24", "--e2e-frames", "16", "--tune")
     assert all(key in report for key in REQUIRED)
     assert report["read_length"] == 500
     assert set(report["esm2_tokens_per_s"]) >= {"ours", "original"} and report["dnabert_tokens_per_s"]["hf_bf16"] > 0
@@ -45,14 +50,7 @@ def test_bench_runs_every_stage_and_tune_stores_a_budget(tmp_path, monkeypatch):
 
 def test_bench_measures_the_fp8_path_beside_ours_with_its_parity(tmp_path, monkeypatch):
     """--fp8-emulate: the FP8 part on a CPU (rates meaningless, logic and report real)."""
-    monkeypatch.setenv("VIRNUCPRO_STATE_DIR", str(tmp_path / "state"))
-    parser = argparse.ArgumentParser()
-    bench.configure(parser)
-    out = tmp_path / "bench.json"
-    args = parser.parse_args(["--device", "cpu", "--size", "tiny", "--sample-frames", "12", "--original-frames", "8", "--parity-frames", "40",
-                              "--repeats", "1", "--skip", "hf,e2e", "--fp8-emulate", "--out", str(out)])
-    assert bench.main(args) == 0
-    report = json.loads(out.read_text())
+    report = _run_bench(tmp_path, monkeypatch, "--parity-frames", "40", "--skip", "hf,e2e", "--fp8-emulate")
     assert report["esm2_tokens_per_s"]["ours_fp8"] > 0 and report["fp8_vs_ours"] > 0
     fp8 = report["fp8"]
     assert "float8_e4m3fn" in fp8["precision"]["esm2"] and "emulated" in fp8["precision"]["esm2"]

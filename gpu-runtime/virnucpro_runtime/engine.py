@@ -6,9 +6,10 @@ Per shard:
    starts on ESM-2 meanwhile), plan length-sorted batches under each model's token budget.
 2. ``run``: the two models' batches interleaved (``_work_order``). A producer thread
    assembles each batch into (pinned) host tensors and hands it over through a bounded
-   queue, so assembling batch k+1 overlaps the device working on batch k. The consumer copies a batch to the device (non_blocking), runs the
-   model, pools, and scatters the pooled vectors into device-resident [N, 768] / [N, 2560]
-   buffers at the batch's shard rows, which restores the shard's original order for free.
+   queue, so assembling batch k+1 overlaps the device working on batch k. The consumer
+   copies a batch to the device (non_blocking), runs the model, pools, and scatters the
+   pooled vectors into device-resident [N, 768] / [N, 2560] buffers at the batch's shard
+   rows, which restores the shard's original order for free.
    No batch waits for the host: the only host syncs are the final copy of the scores
    (and embeddings) and the progress counter's non-blocking event queries.
 3. Classifier + softmax on the device over concat(DNABERT-S, ESM-2) in fp32.

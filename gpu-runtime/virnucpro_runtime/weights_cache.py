@@ -172,6 +172,7 @@ def _read_tensors(file: Path, device: torch.device, digests: list[str]) -> dict[
         if end > start:
             spans.append((base + start, base + end, tensor.view(-1).view(torch.uint8)))
     spans.sort(key=lambda span: span[0])
+    starts = [span[0] for span in spans]
     cuda = device.type == "cuda"
     threads = min(READ_THREADS, len(digests)) or 1
     fd = os.open(file, os.O_RDONLY)
@@ -193,7 +194,7 @@ def _read_tensors(file: Path, device: torch.device, digests: list[str]) -> dict[
             if start < base and bytes(view[:base - start]) != head[start:start + length]:
                 raise CacheCorrupt(f"{file}: its header changed while being read")
             with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
-                for first_byte, end_byte, target in _overlapping(spans, start, start + length):
+                for first_byte, end_byte, target in _overlapping(spans, starts, start, start + length):
                     lo, hi = max(first_byte, start), min(end_byte, start + length)
                     target[lo - first_byte:hi - first_byte].copy_(staging[lo - start:hi - start], non_blocking=cuda)
         if cuda:
@@ -208,9 +209,9 @@ def _read_tensors(file: Path, device: torch.device, digests: list[str]) -> dict[
     return tensors
 
 
-def _overlapping(spans: list, start: int, end: int):
-    """The spans (sorted by their first byte) that share bytes with [start, end)."""
-    low = bisect.bisect_right([span[0] for span in spans], start) - 1
+def _overlapping(spans: list, starts: list[int], start: int, end: int):
+    """The spans (sorted by their first byte, ``starts``) that share bytes with [start, end)."""
+    low = bisect.bisect_right(starts, start) - 1
     for span in spans[max(low, 0):]:
         if span[0] >= end:
             break
