@@ -21,12 +21,13 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from . import state
+    from . import cuda_start, state
 
+    early_cuda = cuda_start.begin(args.device)  # the CUDA context starts while torch imports
     state.use_compile_caches()  # before torch is imported: warm starts reuse compiled kernels
     from . import serve
 
-    return serve.main(args.device, progress_interval_s=args.progress_interval)
+    return serve.main(args.device, progress_interval_s=args.progress_interval, early_cuda=early_cuda)
 
 
 def _configure_bench(parser: argparse.ArgumentParser) -> None:

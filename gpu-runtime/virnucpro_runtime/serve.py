@@ -46,7 +46,7 @@ class Job:
 
 
 class Server:
-    def __init__(self, device: str, out: TextIO, progress_interval_s: float = 1.0):
+    def __init__(self, device: str, out: TextIO, progress_interval_s: float = 1.0, early_cuda: concurrent.futures.Future | None = None):
         self.device = torch.device(device)
         self.out = out
         self.progress_interval_s = progress_interval_s
@@ -64,6 +64,21 @@ class Server:
         self._prefetcher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-prefetch")
         self._worker = threading.Thread(target=self._work, name="runtime-worker", daemon=True)
         self._reporter = threading.Thread(target=self._report, name="progress-reporter", daemon=True)
+        # The CUDA context (seconds on an H100) and torch.compile's imports (seconds of Python)
+        # depend on no request: they start with the process, while the client is still
+        # connecting to Temporal, instead of when the first `load` arrives.
+        # With `early_cuda` (cuda_start.begin, from before torch was imported) the context is
+        # already being made and torch's part below only attaches to it.
+        self._device_ready = _in_background(lambda: self._prepare_device(early_cuda)) if self.device.type == "cuda" else None
+
+    def _prepare_device(self, early_cuda: concurrent.futures.Future | None) -> dict[str, float]:
+        early = early_cuda.result() if early_cuda is not None else {}
+        started = time.perf_counter()
+        torch.zeros(1, device=self.device)
+        torch.cuda.synchronize(self.device)
+        context_done = time.perf_counter()
+        _import_compiler()
+        return {**early, "cuda_context_s": context_done - started, "compiler_imports_s": time.perf_counter() - context_done}
 
     # --- output ----------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -188,14 +203,9 @@ class Server:
         self.engine = None
         compile_esm2 = cuda and args.get("compile_esm2") is not False
         compile_dnabert = cuda and args.get("compile_dnabert") is True
-        # torch.compile's own imports take seconds of Python; they run while the weights
-        # stream in (which waits on the disk and the copy engines, not on the interpreter).
-        compiler_imported = _in_background(_import_compiler) if compile_esm2 or compile_dnabert else None
-        if cuda:
-            # The CUDA context on its own: on the H100 a load of the tiny models spent ~6 s in
-            # weights_s, most of it before any weight moved (bench/README.md).
-            torch.zeros(1, device=self.device)
-            torch.cuda.synchronize(self.device)
+        # What is left of the start-up work begun with the process (_prepare_device); its own
+        # durations are reported too, though they mostly overlapped the wait for this request.
+        device_start = self._device_ready.result() if self._device_ready is not None else {}
         context_done = time.perf_counter()
         cache = WeightsCache()
         models = load_models(
@@ -214,8 +224,7 @@ class Server:
         # the H200 it was 1.34x faster alone, but shards with new batch shapes lost ~12 s each
         # (suspected recompiles; bench/README.md).
         deterministic = False
-        if compiler_imported is not None:
-            compiler_imported.result()
+        if compile_esm2 or compile_dnabert:
             from .compiled import enable_compiled_dnabert, enable_compiled_esm2, inductor_deterministic_available
 
             deterministic = inductor_deterministic_available()
@@ -226,6 +235,7 @@ class Server:
         budget = args.get("token_budget") or tuning.tuned_budget(self.device, models)
         engine = engine_mod.Engine(models, esm2_budget=budget, dnabert_budget=args.get("dnabert_token_budget"))
         engine.on_log = self.log_event
+        engine_made = time.perf_counter()
         warm_up = engine.warm_up()  # compiles (or loads the compiled kernels from the state directory)
         warm = time.perf_counter()
         self.engine = engine
@@ -236,9 +246,11 @@ class Server:
             "seconds": round(time.perf_counter() - started, 3),
             "numerics": numerics,
             "phases": {
-                "cuda_context_s": round(context_done - started, 3),
+                **{name: round(value, 3) for name, value in device_start.items()},
+                "device_start_wait_s": round(context_done - started, 3),
                 "weights_s": round(weights_done - context_done, 3),
                 "compile_and_warm_up_s": round(warm - weights_done, 3),
+                "engine_setup_s": round(engine_made - weights_done, 3),
                 **{name: round(value, 3) for name, value in warm_up.items()},
             },
         }
@@ -308,12 +320,13 @@ class Server:
 
 
 def _import_compiler() -> None:
+    """torch.compile's own imports, ahead of the first compiled call."""
     import torch._dynamo  # noqa: F401
     import torch._inductor.compile_fx  # noqa: F401
 
 
 def _in_background(function) -> concurrent.futures.Future:
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="import-compiler")
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="device-start")
     future = pool.submit(function)
     pool.shutdown(wait=False)
     return future
@@ -335,10 +348,10 @@ def _classify_error(exc: Exception) -> tuple[str, str]:
     return "internal", f"{type(exc).__name__}: {exc}"
 
 
-def main(device: str, progress_interval_s: float = 1.0) -> int:
+def main(device: str, progress_interval_s: float = 1.0, early_cuda: concurrent.futures.Future | None = None) -> int:
     """Keep the protocol stream clean: fd 1 becomes stderr for everything else."""
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Server(device, protocol_out, progress_interval_s).serve(sys.stdin)
+    return Server(device, protocol_out, progress_interval_s, early_cuda).serve(sys.stdin)
