@@ -67,6 +67,8 @@ export const embedShard = defineImplementation({
         {
           onProgress: (event: ProgressEvent) => ctx.heartbeat({ ...about, ...progressDetails(event) }),
           onWaiting: (phase) => ctx.heartbeat({ ...about, phase, frames_done: 0 }),
+          // The device's next shard may go to the runtime now, to be read and tokenised meanwhile.
+          onSent: () => ctx.queuedOnDevice(),
           signal: ctx.signal,
         },
       );

@@ -3,7 +3,10 @@
 // fresh one on the next request; a changed model configuration is reloaded in place.
 //
 // Runs are sent to the runtime as soon as they arrive: it computes one shard at a time and reads
-// and tokenises the next queued one meanwhile, so consecutive shards leave the GPU no gap.
+// and tokenises the next queued one meanwhile, so consecutive shards leave the GPU no gap. The
+// device worker takes the next shard's step while one computes (workers.ts createGpuWorker) for
+// this. Of the runs a runtime holds, the first (the one it computes) watches it for a stall; one
+// queued behind it only waits, and a cancelled queued run is dropped by the runtime unstarted.
 //
 // A replacement runtime must compute exactly as the one it replaces, or a crash would change
 // results: the first load of a configuration pins its resolved numerics (token budgets, precision,
@@ -20,8 +23,14 @@ const DEFAULT_STALL_MS = 30_000;
 const CANCEL_GRACE_MS = 15_000;
 /** Loading the full models from a slow disk onto a CPU takes minutes; a load this long is hung. */
 const LOAD_TIMEOUT_MS = 30 * 60_000;
-/** How often a caller waiting for a load, or for its queued shard to start, is told so. */
+/** How often a caller waiting for a load is told so. */
 const WAITING_TICK_MS = 5_000;
+/**
+ * How often a caller whose shard waits behind another is told so: each tell is an activity
+ * heartbeat, whose answer is how a withdrawn step learns it; the sooner, the less of the
+ * runtime's time a withdrawn shard can take (it is cancelled there once the step knows).
+ */
+const QUEUED_TICK_MS = 1_000;
 
 export type WaitingPhase = 'starting' | 'loading' | 'queued';
 
@@ -29,6 +38,8 @@ export interface RunHooks {
   onProgress?(event: ProgressEvent): void;
   /** Called every few seconds while models load (which can take minutes) or the shard waits its turn. */
   onWaiting?(phase: WaitingPhase): void;
+  /** Called once the shard is sent to the runtime, which computes runs in the order they arrive. */
+  onSent?(): void;
   signal?: AbortSignal;
 }
 
@@ -52,6 +63,10 @@ export class ResidentRuntime {
   starts = 0;
   /** Runtimes started to replace one that died. */
   replacements = 0;
+  /** Runs sent while the runtime held another: it read and tokenised them ahead. */
+  sentAhead = 0;
+  /** The runs sent and not yet answered, in the order sent, with the runtime each went to. */
+  private readonly outstanding: { runtime: RuntimeProcess; id: string }[] = [];
 
   constructor(
     readonly deviceId: string,
@@ -132,7 +147,9 @@ export class ResidentRuntime {
     hooks.signal?.throwIfAborted();
     const replacedBefore = this.replacements;
     const attempt = async (phase: WaitingPhase): Promise<RuntimeRunResult> => {
-      const loaded = await whileWaiting(this.ensureLoaded(load), hooks, phase);
+      // Loaded already (the usual case for a queued shard): nothing to wait for, nothing to say.
+      const loading = this.ensureLoaded(load);
+      const loaded = this.runtime?.alive && this.loaded?.key === loadKey(load) ? await loading : await whileWaiting(loading, hooks, phase);
       const result = await this.watchRun(loaded.runtime, args, hooks);
       return { ...result, load: loaded.load, restarts: this.replacements - replacedBefore };
     };
@@ -151,7 +168,14 @@ export class ResidentRuntime {
   }
 
   private watchRun(runtime: RuntimeProcess, args: RunArgs, hooks: RunHooks): Promise<RunResult> {
+    // Withdrawn while its runtime loaded: never sent.
+    hooks.signal?.throwIfAborted();
     const runId = randomUUID();
+    const entry = { runtime, id: runId };
+    if (this.outstanding.some((o) => o.runtime === runtime)) this.sentAhead += 1;
+    this.outstanding.push(entry);
+    // The first run outstanding on a runtime is the one it computes (or prepares next).
+    const first = () => this.outstanding.find((o) => o.runtime === runtime) === entry;
     let lastHeard = Date.now();
     let started = false;
     const onProgress = (event: ProgressEvent) => {
@@ -167,8 +191,10 @@ export class ResidentRuntime {
     runtime.on('progress', onProgress);
     runtime.on('log', onLog);
     let stalled = false;
+    // Only the first run watches: all hear the same runtime, and one that stalls is the first's
+    // failure (those queued behind it see the runtime exit and are retried or withdrawn).
     const watchdog = setInterval(() => {
-      if (Date.now() - lastHeard > this.stallMs) {
+      if (first() && Date.now() - lastHeard > this.stallMs) {
         stalled = true;
         runtime.kill();
       }
@@ -176,15 +202,16 @@ export class ResidentRuntime {
     // Until the runtime starts this shard (it may be computing the one before), say it waits.
     const queued = setInterval(() => {
       if (!started) hooks.onWaiting?.('queued');
-    }, WAITING_TICK_MS);
+    }, QUEUED_TICK_MS);
     let cancelTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       runtime.request('cancel', { target: runId }).catch(() => undefined);
       cancelTimer = setTimeout(() => runtime.kill(), CANCEL_GRACE_MS);
     };
     hooks.signal?.addEventListener('abort', onAbort, { once: true });
-    return runtime
-      .request('run', args, runId)
+    const answer = runtime.request('run', args, runId);
+    hooks.onSent?.();
+    return answer
       .then(
         (result) => result,
         (error: unknown) => {
@@ -193,6 +220,7 @@ export class ResidentRuntime {
         },
       )
       .finally(() => {
+        this.outstanding.splice(this.outstanding.indexOf(entry), 1);
         clearInterval(watchdog);
         clearInterval(queued);
         clearTimeout(cancelTimer);

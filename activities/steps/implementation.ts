@@ -32,6 +32,12 @@ export interface StepContext<Params = Record<string, unknown>> {
   heartbeat(details?: Record<string, unknown>): void;
   /** Aborted when the step is cancelled or its heartbeat timed out; stop work promptly. */
   signal: AbortSignal;
+  /**
+   * For `queuesOnDevice` implementations: call once this step's work is queued on its device
+   * (sent to the device's runtime). The device's next step hands over its own work only after,
+   * so the device computes them in the order the run dispatched them.
+   */
+  queuedOnDevice(): void;
   /** Write `<workDir>/<name>` atomically with its `.done` marker; returns the reference to output. */
   writeFile(name: string, data: string | Uint8Array, rows: number): Promise<FileRef>;
   /**

@@ -8,7 +8,15 @@
 // with other grouping finds it in the cache. An implementation that queues its own device work
 // (`queuesOnDevice`) gets all the group's items at once, so it can prepare the next while one
 // computes; others get them one after the other.
+//
+// A device worker holds the device's next step while one runs (workers.ts createGpuWorker). A
+// step that queues its own device work hands it over as soon as the one before has handed over
+// its own, so the next shard reaches the device's runtime while the one before computes, in
+// dispatch order; any other step waits until the one before has ended (`DeviceLine`). A step
+// waiting its turn heartbeats phase `queued` (alive, but not progress: the run keeps showing what
+// the device works on), so a withdrawal reaches it, and one withdrawn never starts.
 import { Context } from '@temporalio/activity';
+import { ActivityCancelledError, ActivityNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative } from 'node:path';
@@ -46,9 +54,9 @@ export interface StepActivityOptions {
 type ItemResult = { outputs: Record<string, JsonValue>; cached: boolean; key: string };
 
 export function createStepActivities(options: StepActivityOptions): StepActivities {
+  const line = options.device === null ? null : new DeviceLine();
   return {
     async runStep(raw: StepTask): Promise<StepResult> {
-      const started = Date.now();
       const task = parseOrFail(stepTaskSchema, raw, 'InvalidStepTask', 'step task') as StepTask;
       const implementation = (() => {
         try {
@@ -59,38 +67,156 @@ export function createStepActivities(options: StepActivityOptions): StepActiviti
       })();
       const activity = Context.current();
       const beats = new Heartbeats(task, options.device, activity);
-      const done = (result: ItemResult, items?: ItemResult[]): StepResult => ({ ...result, device: options.device, seconds: (Date.now() - started) / 1000, ...(items ? { items } : {}) });
-      if (!task.group) return done(await beats.whileAlive(() => runItem(task, implementation, options.device, activity, beats, 0)));
-
-      const { port, items } = task.group;
-      const values = task.inputs[port] as JsonValue[];
-      if (!Array.isArray(values) || values.length !== items.length) {
-        throw ApplicationFailure.nonRetryable(`group of ${task.process}: ${items.length} items but ${Array.isArray(values) ? values.length : 'no'} values on "${port}"`, 'InvalidStepTask');
+      // Every item takes its place in the device's line now, in the order the run dispatched them.
+      const turns = line ? (task.group?.items ?? [null]).map(() => line.join(implementation.queuesOnDevice)) : null;
+      try {
+        if (turns?.[0].waits) await waitTurn(turns[0].ready, activity, beats);
+        return await runTask(task, implementation, options.device, activity, beats, turns);
+      } finally {
+        for (const turn of turns ?? []) turn.leave();
       }
-      const tasks = items.map((item, k): StepTask => ({ ...task, inputs: { ...task.inputs, [port]: values[k] }, item, group: null }));
-      // One item's failure stops the others; what finished keeps its marker.
-      const stop = new AbortController();
-      const signal = AbortSignal.any([activity.cancellationSignal, stop.signal]);
-      const run = (k: number) =>
-        runItem(tasks[k], implementation, options.device, activity, beats, k, signal).then(
-          (result) => {
-            beats.finished(k);
-            return result;
-          },
-          (error: unknown) => {
-            stop.abort(error);
-            throw error;
-          },
-        );
-      const results = await beats.whileAlive(async () => {
-        if (implementation.queuesOnDevice) return Promise.all(tasks.map((_, k) => run(k)));
-        const out: ItemResult[] = [];
-        for (let k = 0; k < tasks.length; k++) out.push(await run(k));
-        return out;
-      });
-      return done({ outputs: {}, cached: results.every((r) => r.cached), key: '' }, results);
     },
   };
+}
+
+/** The task (or its group's items) once the step has its turn on the device; its seconds count from there. */
+async function runTask(task: StepTask, implementation: Implementation, device: string | null, activity: Context, beats: Heartbeats, turns: Turn[] | null): Promise<StepResult> {
+  const started = Date.now();
+  const done = (result: ItemResult, items?: ItemResult[]): StepResult => ({ ...result, device, seconds: (Date.now() - started) / 1000, ...(items ? { items } : {}) });
+  if (!task.group) return done(await beats.whileAlive(() => runItem(task, implementation, device, activity, beats, 0, turns?.[0] ?? null)));
+
+  const { port, items } = task.group;
+  const values = task.inputs[port] as JsonValue[];
+  if (!Array.isArray(values) || values.length !== items.length) {
+    throw ApplicationFailure.nonRetryable(`group of ${task.process}: ${items.length} items but ${Array.isArray(values) ? values.length : 'no'} values on "${port}"`, 'InvalidStepTask');
+  }
+  const tasks = items.map((item, k): StepTask => ({ ...task, inputs: { ...task.inputs, [port]: values[k] }, item, group: null }));
+  // One item's failure stops the others; what finished keeps its marker.
+  const stop = new AbortController();
+  const signal = AbortSignal.any([activity.cancellationSignal, stop.signal]);
+  const run = (k: number) =>
+    runItem(tasks[k], implementation, device, activity, beats, k, turns?.[k] ?? null, signal).then(
+      (result) => {
+        beats.finished(k);
+        return result;
+      },
+      (error: unknown) => {
+        stop.abort(error);
+        throw error;
+      },
+    );
+  const results = await beats.whileAlive(async () => {
+    if (implementation.queuesOnDevice) return Promise.all(tasks.map((_, k) => run(k)));
+    const out: ItemResult[] = [];
+    for (let k = 0; k < tasks.length; k++) out.push(await run(k));
+    return out;
+  });
+  return done({ outputs: {}, cached: results.every((r) => r.cached), key: '' }, results);
+}
+
+/** One step (or group item) in its device's line. */
+interface Turn {
+  /** Whether it has to wait for an earlier one at all. */
+  waits: boolean;
+  /** Resolves when it may start. */
+  ready: Promise<void>;
+  /** Its work is queued on the device: the next queuing step may hand over its own. */
+  queued(): void;
+  /** It ended (whether it ran, hit the cache or failed); idempotent. */
+  leave(): void;
+}
+
+interface LineEntry {
+  queues: boolean;
+  /** Set once its work is queued on the device, or it ended. */
+  queued: Stage;
+  ended: Stage;
+}
+
+/** A point in a step's life that later steps may wait for. */
+class Stage {
+  reached = false;
+  private resolve!: () => void;
+  readonly promise = new Promise<void>((resolve) => (this.resolve = resolve));
+
+  reach(): void {
+    this.reached = true;
+    this.resolve();
+  }
+}
+
+/**
+ * The steps (group items) a device worker holds, in the order the run dispatched them. A step that
+ * queues its device work may start once every earlier one has queued its own or ended: the
+ * device's runtime then computes them in that order, preparing the next while one computes. Any
+ * other step has the device to itself: it starts once every earlier one has ended.
+ */
+class DeviceLine {
+  private readonly entries: LineEntry[] = [];
+
+  join(queues: boolean): Turn {
+    const awaited = this.entries.map((e) => (queues && e.queues ? e.queued : e.ended)).filter((stage) => !stage.reached);
+    const entry: LineEntry = { queues, queued: new Stage(), ended: new Stage() };
+    this.entries.push(entry);
+    return {
+      waits: awaited.length > 0,
+      ready: Promise.all(awaited.map((stage) => stage.promise)).then(() => undefined),
+      queued: () => entry.queued.reach(),
+      leave: () => {
+        const index = this.entries.indexOf(entry);
+        if (index >= 0) this.entries.splice(index, 1);
+        entry.queued.reach();
+        entry.ended.reach();
+      },
+    };
+  }
+}
+
+/** `ready`, or the abort of `signal` (as its reason), whichever comes first. */
+function untilReady(ready: Promise<void>, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    ready.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
+}
+
+/**
+ * How often a step waiting its turn heartbeats: the worker's throttle, so a withdrawal reaches it
+ * within about a second, and well within the step's heartbeat timeout, which it must not trip:
+ * the step is alive, only waiting (the one it waits for answers for the device).
+ */
+const QUEUED_BEAT_MS = 1_000;
+
+/**
+ * Waits for the step's turn on the device, heartbeating meanwhile. A withdrawal (the run cancels
+ * the activity) ends the wait with the cancellation. The worker learns of one only from a
+ * heartbeat's answer, so before starting, the step asks the server itself: one withdrawn just
+ * before its turn came waits for the worker's cancellation instead of starting.
+ */
+async function waitTurn(ready: Promise<void>, activity: Context, beats: Heartbeats): Promise<void> {
+  const signal = activity.cancellationSignal;
+  const ticker = setInterval(() => beats.queued(), Math.min(QUEUED_BEAT_MS, (activity.info.heartbeatTimeoutMs || Infinity) / 4));
+  try {
+    beats.queued();
+    await untilReady(ready, signal);
+    const withdrawn = await activity.client.activity.heartbeat(activity.info.taskToken, QUEUED_DETAILS).then(
+      () => false,
+      // Any other error (the server briefly unreachable): start; a withdrawal still arrives through the worker.
+      (error: unknown) => error instanceof ActivityCancelledError || error instanceof ActivityNotFoundError,
+    );
+    if (withdrawn) {
+      // Keep heartbeating until the worker hears of it too, so the activity ends as cancelled.
+      if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      throw signal.reason;
+    }
+  } finally {
+    clearInterval(ticker);
+  }
 }
 
 /** One task (or one item of a group): cache look-up, the implementation, checks, step marker. */
@@ -101,7 +227,27 @@ async function runItem(
   activity: Context,
   beats: Heartbeats,
   index: number,
+  turn: Turn | null,
   signal: AbortSignal = activity.cancellationSignal,
+): Promise<ItemResult> {
+  try {
+    // A group's later items wait for the ones before them in the line (the step waited for the first).
+    if (turn?.waits) await untilReady(turn.ready, signal);
+    return await runItemNow(task, implementation, device, activity, beats, index, turn, signal);
+  } finally {
+    turn?.leave();
+  }
+}
+
+async function runItemNow(
+  task: StepTask,
+  implementation: Implementation,
+  device: string | null,
+  activity: Context,
+  beats: Heartbeats,
+  index: number,
+  turn: Turn | null,
+  signal: AbortSignal,
 ): Promise<ItemResult> {
   const where = task.item === null ? task.process : `${task.process}[${task.item}]`;
   const params = parseOrFail(implementation.params, task.params, 'InvalidStepParams', `params of ${where}`);
@@ -113,7 +259,7 @@ async function runItem(
     if (hit) return { outputs: hit, cached: true, key };
   }
   await mkdir(stepDir, { recursive: true });
-  const ctx = stepContext(task, stepDir, params, device, activity, signal, (details) => beats.send(index, details));
+  const ctx = stepContext(task, stepDir, params, device, activity, signal, (details) => beats.send(index, details), () => turn?.queued());
   const produced = await implementation.run(inputs, ctx);
   const outputs = parseOrFail(implementation.outputs, produced, 'InvalidStepOutput', `outputs of ${where}`) as Record<string, JsonValue>;
   for (const ref of fileRefsIn(outputs)) await assertMarked(ref, where);
@@ -128,6 +274,9 @@ async function runItem(
  * implementation is. Stuck work is bounded by start-to-close, and on GPUs by the runtime watchdog.
  */
 const KEEPALIVE_MS = 10_000;
+
+/** What a step heartbeats while it waits for its device, before any work of its own. */
+const QUEUED_DETAILS = { phase: 'queued' };
 
 /**
  * The activity's heartbeats: the details of the item being worked on (a group's first unfinished
@@ -152,6 +301,8 @@ class Heartbeats {
     const now = Date.now();
     this.lastBeat = now;
     this.lastDetails = details;
+    // Waiting for the device is not progress: the run keeps showing what the device works on.
+    if (details.phase === QUEUED_DETAILS.phase) return;
     if (this.task.progressIntervalMs > 0 && now - this.lastSignal >= this.task.progressIntervalMs) {
       this.lastSignal = now;
       const item = this.task.group ? this.task.group.items[index] : this.task.item;
@@ -159,6 +310,11 @@ class Heartbeats {
       // Progress is best effort: a finished or unreachable run must not fail the step.
       this.activity.client.workflow.getHandle(this.task.runWorkflowId).signal(stepHeartbeatSignal, beat).catch(() => undefined);
     }
+  }
+
+  /** The step waits its turn on the device (phase `queued`: alive, not progress). */
+  queued(): void {
+    this.send(this.current, QUEUED_DETAILS);
   }
 
   finished(index: number): void {
@@ -205,6 +361,7 @@ function stepContext<P>(
   activity: Context,
   signal: AbortSignal,
   heartbeat: (details: Record<string, unknown>) => void,
+  queuedOnDevice: () => void,
 ): StepContext<P> {
   const resolveInStep = (name: string): string => {
     const path = isAbsolute(name) ? normalize(name) : join(stepDir, name);
@@ -219,6 +376,7 @@ function stepContext<P>(
     device,
     signal,
     heartbeat: (details = {}) => heartbeat(details),
+    queuedOnDevice,
     async writeFile(name, data, rows) {
       const path = resolveInStep(name);
       await mkdir(dirname(path), { recursive: true });

@@ -1,6 +1,7 @@
 // Worker set-up, used by `virnucpro worker` and by the tests. Task queue names come from
 // workflows/queues.ts only.
 import { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio/worker';
+import { defaultInterpreterOptions } from '../../workflows/interpreter/messages';
 import { cpuQueue, gpuQueue } from '../../workflows/queues';
 import type { ActivityRegistry } from '../registry';
 import { createStepActivities } from './step-activity';
@@ -32,10 +33,14 @@ export function createCpuWorker(setup: WorkerSetup): Promise<Worker> {
 }
 
 /**
- * Serves one device's queue. One step at a time: the device's runtime works on one shard; the
- * next one waits on the queue, already assigned, so the hand-over costs no workflow round-trip
- * (and a task moved to another device meanwhile never starts here). Heartbeats reach the server
- * every second at most, so `virnucpro status` shows live progress.
+ * Serves one device's queue. The worker takes as many of the device's dispatches as the run
+ * keeps on it (its slots: one running, the next already assigned), so the next step starts in
+ * this process while the one before still runs: a step that queues its own device work (the
+ * embed step) hands its shard to the device's runtime at once, which reads and tokenises it
+ * while the GPU computes the one before. Every other step waits in the worker for the device
+ * (step-activity.ts `DeviceLine`), and one withdrawn while it waited never starts here.
+ * Heartbeats reach the server every second at most, so `virnucpro status` shows live progress
+ * and a withdrawn step learns it within about a second.
  */
 export function createGpuWorker(device: string, setup: WorkerSetup): Promise<Worker> {
   return Worker.create({
@@ -43,7 +48,7 @@ export function createGpuWorker(device: string, setup: WorkerSetup): Promise<Wor
     namespace: setup.namespace ?? 'default',
     taskQueue: gpuQueue(setup.taskQueuePrefix, device),
     activities: createStepActivities({ registry: setup.registry, device }),
-    maxConcurrentActivityTaskExecutions: 1,
+    maxConcurrentActivityTaskExecutions: defaultInterpreterOptions.gpuSlotsPerDevice,
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
   });

@@ -1,9 +1,11 @@
 """The resident runtime as the GPU activity drives it: a real subprocess speaking JSON lines."""
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,63 @@ def test_cancel_stops_the_active_run_and_drops_a_queued_one(runtime, long_shard,
     assert replies["queued"]["error"]["type"] == "cancelled"
     assert replies["long"]["error"]["type"] == "cancelled"
     assert not (tmp_path / "a.arrow").exists()
+
+
+class _Lines:
+    """The server's protocol output, in process: each message with the time it was written."""
+
+    def __init__(self):
+        self.messages = []
+        self._changed = threading.Condition()
+        self._partial = ""
+
+    def write(self, text):
+        with self._changed:
+            self._partial += text
+            while "\n" in self._partial:
+                line, self._partial = self._partial.split("\n", 1)
+                self.messages.append((time.monotonic(), json.loads(line)))
+            self._changed.notify_all()
+
+    def flush(self):
+        pass
+
+    def reply(self, request_id, timeout=120):
+        with self._changed:
+            found = self._changed.wait_for(lambda: next((m for _, m in self.messages if m.get("id") == request_id and "ok" in m), None), timeout)
+        assert found, f"no reply to {request_id}"
+        return found
+
+    def replied_at(self, request_id):
+        return next(t for t, m in self.messages if m.get("id") == request_id and "ok" in m)
+
+
+def test_a_shard_queued_behind_a_running_one_is_prepared_before_that_one_ends(long_shard, shard, tmp_path):
+    """The shard hand-over: the next shard is read and tokenised while the one before computes."""
+    from virnucpro_runtime.serve import Server
+
+    requests = queue.Queue()
+    out = _Lines()
+    server = Server("cpu", out, progress_interval_s=0.2)
+    serving = threading.Thread(target=server.serve, args=(iter(requests.get, None),), daemon=True)
+    serving.start()
+    send = lambda request_id, op, **args: requests.put(json.dumps({"v": 1, "id": request_id, "op": op, "args": args}) + "\n")
+    send("l1", "load", synthetic="tiny", token_budget=200)
+    assert out.reply("l1")["ok"]
+    prepared = {}
+    prepare = server.engine.prepare
+
+    def recording_prepare(path):
+        result = prepare(path)
+        prepared[path] = time.monotonic()
+        return result
+
+    server.engine.prepare = recording_prepare
+    send("first", "run", shard=str(long_shard), out=str(tmp_path / "first.arrow"))
+    send("next", "run", shard=str(shard), out=str(tmp_path / "next.arrow"))
+    assert out.reply("first")["ok"] and out.reply("next")["ok"]
+    assert prepared[str(shard)] < out.replied_at("first"), "the queued shard was prepared while the first one computed"
+    send("s1", "shutdown")
+    assert out.reply("s1")["ok"]
+    requests.put(None)
+    serving.join(timeout=30)

@@ -2,7 +2,7 @@
 // with tiny synthetic weights: load once, run shards, progress, cancel, bad input. (A runtime
 // killed mid-shard is covered through Temporal in embed-step.test.ts.)
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { LoadArgs, ProgressEvent } from '../../activities/gpu/protocol';
@@ -66,6 +66,20 @@ describe('gpu activity: resident runtime on CPU', function () {
     assert.equal(runtime.starts, 1);
   });
 
+  it('cancels a queued shard in the runtime before it starts: no result, and the one before is unaffected', async () => {
+    const [a, b] = [await writeFrameShard(path.join(dir, 'frames-00012.arrow'), 400, 10), await writeFrameShard(path.join(dir, 'frames-00013.arrow'), 30, 11)];
+    const withdraw = new AbortController();
+    const sentBefore = runtime.sentAhead;
+    let queuedProgressed = false;
+    const first = runtime.run(tiny, { shard: a.path, out: path.join(dir, 'w1.arrow'), ...scoresOnly }, { onProgress: () => withdraw.abort() });
+    const queued = runtime.run(tiny, { shard: b.path, out: path.join(dir, 'w2.arrow'), ...scoresOnly }, { onProgress: () => (queuedProgressed = true), signal: withdraw.signal });
+    await assert.rejects(queued, (error: unknown) => error instanceof RuntimeFailure && error.type === 'cancelled' && /before it started/.test(error.message));
+    assert.equal(runtime.sentAhead, sentBefore + 1, 'the second shard was sent while the first was outstanding');
+    assert.equal((await first).frames, 400);
+    assert.equal(queuedProgressed, false, 'the queued shard never reported progress');
+    assert.equal(existsSync(path.join(dir, 'w2.arrow')), false, 'the withdrawn shard wrote no result');
+  });
+
   it('restarts a killed runtime with the numerics of the one it replaces: the same bytes come out', async () => {
     const shard = await writeFrameShard(path.join(dir, 'frames-00020.arrow'), 400, 9);
     const clean = await runtime.run(tiny, { shard: shard.path, out: path.join(dir, 'clean.arrow'), ...scoresOnly });
@@ -105,20 +119,22 @@ describe('gpu activity: resident runtime on CPU', function () {
       assert.ok(finished.finished_at - finished.started_at > 0, 'the shard ran');
       // Stopped (SIGSTOP) is not: nothing comes for the watchdog's 3 s.
       let stopped = false;
-      await assert.rejects(
-        watched.run(tiny, { shard: slow.path, out: path.join(dir, 'stopped.arrow'), ...scoresOnly }, {
-          onProgress: () => {
-            if (!stopped) {
-              stopped = true;
-              process.kill(watched.pid!, 'SIGSTOP');
-            }
-          },
-        }),
-        (error: unknown) => error instanceof RuntimeFailure && error.type === 'stalled' && /sent nothing for 3 s/.test(error.message),
-      );
-      // A fresh runtime is started at once, ready for the device's next shard.
-      const again = await watched.run(tiny, { shard: slow.path, out: path.join(dir, 'again.arrow'), ...scoresOnly });
-      assert.equal(again.sha256, finished.sha256);
+      const stoppedRun = watched.run(tiny, { shard: slow.path, out: path.join(dir, 'stopped.arrow'), ...scoresOnly }, {
+        onProgress: () => {
+          if (!stopped) {
+            stopped = true;
+            process.kill(watched.pid!, 'SIGSTOP');
+          }
+        },
+      });
+      // A shard queued behind the stopped one is not what stalled: it waits, then runs on the
+      // fresh runtime that is started at once.
+      const queuedBehind = watched.run(tiny, { shard: slow.path, out: path.join(dir, 'behind.arrow'), ...scoresOnly });
+      await assert.rejects(stoppedRun, (error: unknown) => error instanceof RuntimeFailure && error.type === 'stalled' && /sent nothing for 3 s/.test(error.message));
+      const behind = await queuedBehind;
+      assert.equal(behind.sha256, finished.sha256);
+      assert.equal(behind.restarts, 1);
+      assert.equal(watched.starts, 2);
     } finally {
       await watched.shutdown();
     }

@@ -20,7 +20,8 @@ export class DeviceActivities {
         taskQueue: gpuQueue(this.prefix, device),
         startToCloseTimeout: spec.timeouts.startToCloseMs,
         heartbeatTimeout: spec.timeouts.heartbeatMs ?? undefined,
-        // A queued task waits at most for its predecessor; longer means the device's worker is gone.
+        // The device's worker takes a queued task at once (it waits there for its predecessor, inside
+        // its own start-to-close); one not taken within this long means the worker is gone.
         scheduleToStartTimeout: spec.timeouts.startToCloseMs,
         // The scheduler re-queues failed tasks itself, preferring another device.
         retry: { maximumAttempts: 1 },

@@ -2,8 +2,9 @@
 // code drives the workflow (device-pool.ts turns its decisions into activities) and the balance
 // simulation of the tests (virtual time). Deterministic: no I/O, no clocks, no randomness.
 //
-// - Each device holds at most `slots` dispatches: one running, the next already queued on its
-//   task queue, so it never waits for the workflow between tasks.
+// - Each device holds at most `slots` dispatches: one running, the next already taken by the
+//   device's worker (the embed step's shard already queued and prepared in the device's runtime;
+//   activities/steps/workers.ts), so it never waits for the workflow between tasks.
 // - A dispatch is one task, or for a grouped process several consecutive items sized for the
 //   device: a share of the work left in proportion to the device's measured speed, a third of
 //   it (so every device comes back for more several times), at most `maxGroupMs` of its work,
