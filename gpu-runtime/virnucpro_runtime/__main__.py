@@ -24,7 +24,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     from . import cuda_start, state
 
     early_cuda = cuda_start.begin(args.device)  # the CUDA context starts while torch imports
-    state.use_compile_caches()  # before torch is imported: warm starts reuse compiled kernels
+    # Before torch is imported: warm starts reuse compiled kernels and, where torch's
+    # installation keeps no bytecode, torch's compiled Python.
+    state.use_compile_caches()
+    state.use_bytecode_cache()
     from . import serve
 
     return serve.main(args.device, progress_interval_s=args.progress_interval, early_cuda=early_cuda)

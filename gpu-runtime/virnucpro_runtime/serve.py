@@ -64,21 +64,23 @@ class Server:
         self._prefetcher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-prefetch")
         self._worker = threading.Thread(target=self._work, name="runtime-worker", daemon=True)
         self._reporter = threading.Thread(target=self._report, name="progress-reporter", daemon=True)
-        # The CUDA context (seconds on an H100) and torch.compile's imports (seconds of Python)
-        # depend on no request: they start with the process, while the client is still
-        # connecting to Temporal, instead of when the first `load` arrives.
-        # With `early_cuda` (cuda_start.begin, from before torch was imported) the context is
-        # already being made and torch's part below only attaches to it.
-        self._device_ready = _in_background(lambda: self._prepare_device(early_cuda)) if self.device.type == "cuda" else None
+        # The CUDA context and torch.compile's imports (seconds of Python: 11 s on an H200 host
+        # without torch's bytecode; bench/results/2026-12-07-nvidia-h200-imports.txt) depend on
+        # no request: they start with the process, while the client still connects to Temporal,
+        # each on its own thread. `load` waits for the context before the weights and for the
+        # imports only before it compiles, so the imports also overlap the weights' copy.
+        cuda = self.device.type == "cuda"
+        self._context_ready = _in_background(lambda: self._make_context(early_cuda)) if cuda else None
+        self._compiler_ready = _in_background(_import_compiler) if cuda else None
 
-    def _prepare_device(self, early_cuda: concurrent.futures.Future | None) -> dict[str, float]:
+    def _make_context(self, early_cuda: concurrent.futures.Future | None) -> dict[str, float]:
+        """With `early_cuda` (cuda_start.begin, from before torch was imported) the context is
+        already being made and torch only attaches to it here."""
         early = early_cuda.result() if early_cuda is not None else {}
         started = time.perf_counter()
         torch.zeros(1, device=self.device)
         torch.cuda.synchronize(self.device)
-        context_done = time.perf_counter()
-        _import_compiler()
-        return {**early, "cuda_context_s": context_done - started, "compiler_imports_s": time.perf_counter() - context_done}
+        return {**early, "cuda_context_s": time.perf_counter() - started}
 
     # --- output ----------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -203,9 +205,9 @@ class Server:
         self.engine = None
         compile_esm2 = cuda and args.get("compile_esm2") is not False
         compile_dnabert = cuda and args.get("compile_dnabert") is True
-        # What is left of the start-up work begun with the process (_prepare_device); its own
-        # durations are reported too, though they mostly overlapped the wait for this request.
-        device_start = self._device_ready.result() if self._device_ready is not None else {}
+        # What is left of the start-up begun with the process (its own durations are reported
+        # too, though they mostly overlapped the wait for this request).
+        device_start = dict(self._context_ready.result()) if self._context_ready is not None else {}
         context_done = time.perf_counter()
         cache = WeightsCache()
         models = load_models(
@@ -225,6 +227,8 @@ class Server:
         # (suspected recompiles; bench/README.md).
         deterministic = False
         if compile_esm2 or compile_dnabert:
+            device_start["compiler_imports_s"] = self._compiler_ready.result()
+            device_start["compiler_imports_wait_s"] = time.perf_counter() - weights_done
             from .compiled import enable_compiled_dnabert, enable_compiled_esm2, inductor_deterministic_available
 
             deterministic = inductor_deterministic_available()
@@ -247,7 +251,7 @@ class Server:
             "numerics": numerics,
             "phases": {
                 **{name: round(value, 3) for name, value in device_start.items()},
-                "device_start_wait_s": round(context_done - started, 3),
+                "cuda_context_wait_s": round(context_done - started, 3),
                 "weights_s": round(weights_done - context_done, 3),
                 "compile_and_warm_up_s": round(warm - weights_done, 3),
                 "engine_setup_s": round(engine_made - weights_done, 3),
@@ -319,10 +323,13 @@ class Server:
         ))
 
 
-def _import_compiler() -> None:
-    """torch.compile's own imports, ahead of the first compiled call."""
+def _import_compiler() -> float:
+    """torch.compile's own imports, ahead of the first compiled call; returns their seconds."""
+    started = time.perf_counter()
     import torch._dynamo  # noqa: F401
     import torch._inductor.compile_fx  # noqa: F401
+
+    return time.perf_counter() - started
 
 
 def _in_background(function) -> concurrent.futures.Future:

@@ -4,6 +4,8 @@
 
     compile/torch-<version>/   Inductor's and Triton's caches: compiled kernels, so a warm
                                start does not compile again
+    pycache/                   Python bytecode of torch (and what it imports), only where the
+                               installation keeps none beside its sources (use_bytecode_cache)
     weights/                   checkpoints converted once to safetensors in the run's dtype
                                (weights_cache.py)
     synthetic/<kind>-<code>/   the synthetic checkpoints (synthetic.py), written once
@@ -19,7 +21,9 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 
@@ -48,6 +52,25 @@ def use_compile_caches() -> Path:
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(root / "inductor"))
     os.environ.setdefault("TRITON_CACHE_DIR", str(root / "triton"))
     return root
+
+
+def use_bytecode_cache() -> Path | None:
+    """Keep Python's bytecode in the state directory when torch's installation has none beside
+    its sources (installed without it, read-only, or PYTHONDONTWRITEBYTECODE set): Python then
+    compiles torch's sources on every start, ~12 s of a runtime's start on the H200 host we
+    measured (bench/results/2026-12-07-nvidia-h200-imports.txt), ~3 s from this cache. Nothing
+    is written beside the sources. Each file is checked against its source's size and time,
+    so a changed torch is compiled again. A user's own PYTHONPYCACHEPREFIX wins. Must run
+    before torch is imported; ``serve`` calls it at start."""
+    if sys.pycache_prefix is not None:
+        return None
+    spec = importlib.util.find_spec("torch")  # finds the package without importing it
+    if spec is None or spec.origin is None or os.path.exists(importlib.util.cache_from_source(spec.origin)):
+        return None
+    prefix = state_dir() / "pycache"
+    sys.pycache_prefix = str(prefix)
+    sys.dont_write_bytecode = False
+    return prefix
 
 
 def code_digest(*modules) -> str:
