@@ -63,6 +63,8 @@ export class ResidentRuntime {
   starts = 0;
   /** Runtimes started to replace one that died. */
   replacements = 0;
+  /** Replacements already counted in a run's result: each is counted once (see `claimRestarts`). */
+  private counted = 0;
   /** Runs sent while the runtime held another: it read and tokenised them ahead. */
   sentAhead = 0;
   /** The runs sent and not yet answered, in the order sent, with the runtime each went to. */
@@ -151,7 +153,7 @@ export class ResidentRuntime {
       const loading = this.ensureLoaded(load);
       const loaded = this.runtime?.alive && this.loaded?.key === loadKey(load) ? await loading : await whileWaiting(loading, hooks, phase);
       const result = await this.watchRun(loaded.runtime, args, hooks);
-      return { ...result, load: loaded.load, restarts: this.replacements - replacedBefore };
+      return { ...result, load: loaded.load, restarts: this.claimRestarts(replacedBefore) };
     };
     try {
       return await attempt('loading');
@@ -165,6 +167,18 @@ export class ResidentRuntime {
       if (!(error instanceof RuntimeFailure) || error.type !== 'exited' || hooks.signal?.aborted) throw error;
       return attempt('starting');
     }
+  }
+
+  /**
+   * The replacements since `since` that no earlier result counted. A runtime's death fails every
+   * run outstanding on it (the one computing and those queued behind it), and each reruns; the
+   * first to finish, the one that was computing, counts it, so a run's report shows one restart
+   * per death, not one per shard that waited.
+   */
+  private claimRestarts(since: number): number {
+    const restarts = Math.max(0, this.replacements - Math.max(since, this.counted));
+    this.counted = this.replacements;
+    return restarts;
   }
 
   private watchRun(runtime: RuntimeProcess, args: RunArgs, hooks: RunHooks): Promise<RunResult> {

@@ -95,7 +95,7 @@ describe('gpu activity: resident runtime on CPU', function () {
     }
     // ...but a replacement plans with the pinned budgets.
     let killed = false;
-    const interrupted = await runtime.run(tiny, { shard: shard.path, out: path.join(dir, 'interrupted.arrow'), ...scoresOnly }, {
+    const interruptedRun = runtime.run(tiny, { shard: shard.path, out: path.join(dir, 'interrupted.arrow'), ...scoresOnly }, {
       onProgress: (event) => {
         if (!killed && event.frames_done > 0 && event.frames_done < 200) {
           killed = true;
@@ -103,10 +103,14 @@ describe('gpu activity: resident runtime on CPU', function () {
         }
       },
     });
+    // A shard queued behind it dies with the runtime too and reruns; the one death counts once.
+    const queuedRun = runtime.run(tiny, { shard: shard.path, out: path.join(dir, 'queued-behind.arrow'), ...scoresOnly });
+    const [interrupted, queued] = await Promise.all([interruptedRun, queuedRun]);
     assert.ok(killed, 'the runtime was killed mid-shard');
-    assert.equal(interrupted.restarts, 1);
+    assert.deepEqual([interrupted.restarts, queued.restarts], [1, 0]);
     assert.equal(interrupted.numerics, pinned.id);
     assert.equal(interrupted.sha256, clean.sha256, 'the rerun shard is byte-identical');
+    assert.equal(queued.sha256, clean.sha256);
     rmSync(path.join(stateDir, 'token-budgets.json'));
   });
 
