@@ -33,6 +33,22 @@ function cpuDevices(count: number): LocalDevice[] {
   return Array.from({ length: count }, (_, index) => ({ index, kind: 'cpu' as const, name: 'cpu' }));
 }
 
+/**
+ * Whether any process computes on this host's GPUs now (nvidia-smi's compute apps); null where
+ * nvidia-smi cannot say. `predict` loads its models before the Temporal server is up only when
+ * this is false: a GPU in use may be another virnucpro worker's, whose planned memory a second
+ * set of models could push into out-of-memory retries (and other batches).
+ */
+export function gpusBusy(query: () => string = () => execFileSync('nvidia-smi', ['--query-compute-apps=pid', '--format=csv,noheader'], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'ignore'] })): boolean | null {
+  try {
+    return query()
+      .split('\n')
+      .some((line) => /^\s*\d+\s*$/.test(line));
+  } catch {
+    return null;
+  }
+}
+
 function nvidiaSmi(): LocalDevice[] {
   try {
     const out = execFileSync('nvidia-smi', ['--query-gpu=index,name', '--format=csv,noheader'], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'ignore'] });

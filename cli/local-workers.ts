@@ -13,7 +13,7 @@ import { routeTemporalLogs } from './logging';
 import { cachedWorkflowBundle } from './workflow-bundle';
 import { createCpuWorker, createGpuWorker } from '../activities/steps/workers';
 import { ActivityRegistry, allImplementations } from '../activities/registry';
-import type { LoadArgs } from '../activities/gpu/protocol';
+import type { LoadArgs, LoadResult } from '../activities/gpu/protocol';
 import { registerRuntimeDevice, runtimeFor, shutdownRuntimes } from '../activities/gpu/resident-runtime';
 import { deviceId } from '../workflows/queues';
 import { deviceJoinedSignal, deviceLeftSignal } from '../workflows/interpreter/messages';
@@ -58,19 +58,29 @@ export function spawnRuntimes(settings: Settings, discovery: DeviceDiscovery): v
   for (const device of registerDevices(settings, discovery)) runtimeFor(device).spawn();
 }
 
+/** Each local device's early model load: its id and the load's outcome. */
+export type Preloads = Array<{ device: string; loaded: Promise<LoadResult> }>;
+
 /**
  * Load `model` into every local device's runtime now, before its first shard arrives (the
- * shard's own load then finds it done). A failure here is only logged: the first shard loads
- * again and reports the problem as the step's failure.
+ * shard's own load then finds it done or under way). A failure here is only logged (`logPreloads`):
+ * the first shard loads again and reports the problem as the step's failure.
  */
-export function preloadDevices(settings: Settings, discovery: DeviceDiscovery, model: LoadArgs, logger: winston.Logger): void {
-  for (const device of registerDevices(settings, discovery)) {
-    runtimeFor(device)
-      .preload(model)
-      .then(
-        (loaded) => logger.verbose(`${device}: models loaded in ${loaded.seconds.toFixed(1)} s`, { phases: loaded.phases, numerics: loaded.numerics }),
-        (err: Error) => logger.debug(`${device}: early model load failed: ${err.message}`),
-      );
+export function preloadDevices(settings: Settings, discovery: DeviceDiscovery, model: LoadArgs): Preloads {
+  return registerDevices(settings, discovery).map((device) => {
+    const loaded = runtimeFor(device).preload(model);
+    loaded.catch(() => undefined); // logged once a logger exists (logPreloads); never unhandled
+    return { device, loaded };
+  });
+}
+
+/** Logs each early load's outcome; `when` says when the loads began. */
+export function logPreloads(preloads: Preloads, logger: winston.Logger, when: string): void {
+  for (const { device, loaded } of preloads) {
+    loaded.then(
+      (result) => logger.verbose(`${device}: models loaded in ${result.seconds.toFixed(1)} s (${when})`, { phases: result.phases, numerics: result.numerics }),
+      (err: Error) => logger.debug(`${device}: early model load failed: ${err.message}`),
+    );
   }
 }
 

@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import type winston from 'winston';
 import { parseCommand, UsageError } from '../args';
 import { loadSettings, runUiLink } from '../config';
-import { discoverDevices, type DeviceDiscovery } from '../devices';
-import { localDeviceIds, preloadDevices, spawnRuntimes, startLocalWorkers, type LocalWorkers } from '../local-workers';
+import { discoverDevices, gpusBusy, type DeviceDiscovery } from '../devices';
+import { localDeviceIds, logPreloads, preloadDevices, spawnRuntimes, startLocalWorkers, type LocalWorkers, type Preloads } from '../local-workers';
 import { shutdownRuntimes } from '../../activities/gpu/resident-runtime';
 import { addRunLogFile } from '../logging';
 import { follow } from '../progress';
@@ -107,8 +107,18 @@ export async function run(argv: string[]): Promise<number> {
   const folder = new OutputFolder(outDir, options.workDir ? path.resolve(options.workDir) : undefined);
   folder.claim(workflowId, { resume: options.resume, force: options.force });
 
-  // The device runtimes start (Python, PyTorch, CUDA) while the Temporal server does.
-  if (options.workers) spawnRuntimes(loadSettings(options.config), discovery);
+  // The device runtimes start (Python, PyTorch, CUDA) while the Temporal server does, and load
+  // their models at once where nothing else computes on these GPUs. Otherwise the GPUs may be
+  // another worker's on this host, which only the server can tell: the load waits for it (below).
+  // (With earlier runs' embeddings the import step says what is left; a device loads when a shard comes.)
+  let preloads: Preloads | null = null;
+  if (options.workers) {
+    const loadEarly = legacy.length === 0 && (cpuOnly || gpusBusy() === false);
+    const local = loadSettings(options.config);
+    spawnRuntimes(local, discovery);
+    if (loadEarly) preloads = preloadDevices(local, discovery, settings.model);
+  }
+  const loadsBegan = preloads ? 'began with predict, before the Temporal server was up' : 'began once the server said no other worker serves these devices';
   const session = await openSession(options).catch(async (error: unknown) => {
     await shutdownRuntimes();
     throw error;
@@ -129,11 +139,12 @@ export async function run(argv: string[]): Promise<number> {
     if (served) logger.info(`a virnucpro worker already serves this host's devices (${ownQueues.join(', ')}); using it`);
     if (options.workers && !served) {
       // Models load (and compile) on every device while the workers start and the reads are
-      // prepared, unless this run already finished.
-      const finished = await client.workflow.getHandle(workflowId).describe().then((d) => d.status.name === 'COMPLETED', () => false);
-      // With earlier runs' embeddings, the import step says what is left to compute; a device
-      // loads its models when a shard comes (none, when nothing is left).
-      if (!finished && legacy.length === 0) preloadDevices(session.settings, discovery, settings.model, logger);
+      // prepared, unless this run already finished (an early load then only cost a little GPU time).
+      if (!preloads && legacy.length === 0) {
+        const finished = await client.workflow.getHandle(workflowId).describe().then((d) => d.status.name === 'COMPLETED', () => false);
+        if (!finished) preloads = preloadDevices(session.settings, discovery, settings.model);
+      }
+      if (preloads) logPreloads(preloads, logger, loadsBegan);
       workers = await startLocalWorkers(session.settings, logger, discovery);
     } else {
       await shutdownRuntimes(); // the devices are another worker's

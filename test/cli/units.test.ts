@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { commonShape, parseCommand, UsageError, type CommandSpec } from '../../cli/args';
 import { loadSettings, packageRoot, runUiLink } from '../../cli/config';
 import { RUN_SEARCH_ATTRIBUTES, searchAttributeArgs } from '../../workflows/search-attributes';
-import { discoverDevices } from '../../cli/devices';
+import { discoverDevices, gpusBusy } from '../../cli/devices';
 import { predictSpec, runtimePrecision } from '../../cli/commands/predict-options';
 import { deviceTable, EtaEstimator, progressLine, taskTotals } from '../../cli/progress';
 import { runView, type LiveTask } from '../../cli/live';
@@ -142,6 +142,18 @@ describe('cli units', () => {
       const masked = discoverDevices(undefined, { CUDA_VISIBLE_DEVICES: '5,7' });
       assert.deepEqual(masked.devices.map((d) => [d.index, d.cudaVisible]), [[0, '5'], [1, '7']]);
       assert.equal(discoverDevices(undefined, { CUDA_VISIBLE_DEVICES: '-1' }).devices[0].kind, 'cpu');
+    });
+
+    it('sees a GPU as busy when nvidia-smi lists a compute process, and cannot tell without nvidia-smi', () => {
+      assert.equal(gpusBusy(() => ''), false);
+      assert.equal(gpusBusy(() => '\n'), false);
+      assert.equal(gpusBusy(() => '12345\n67890\n'), true);
+      assert.equal(
+        gpusBusy(() => {
+          throw new Error('nvidia-smi: not found');
+        }),
+        null,
+      );
     });
   });
 

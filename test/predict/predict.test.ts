@@ -73,6 +73,8 @@ describe('virnucpro predict (CPU, tiny synthetic weights)', function () {
     assert.equal(result.code, 0, explain(result));
     assert.match(result.stderr, /SYNTHETIC WEIGHTS \(tiny\)/);
     assert.match(result.stderr, /empty sequence/i, 'the empty record is reported');
+    // Nothing else computes here, so the models load at once, not after the server check.
+    assert.match(fs.readFileSync(path.join(out, '.virnucpro', 'virnucpro.log'), 'utf8'), /models loaded in [\d.]+ s \(began with predict, before the Temporal server was up\)/);
 
     const predictions = lines(path.join(out, 'prediction_results.txt'));
     assert.match(predictions[0], /^# SYNTHETIC WEIGHTS/);
