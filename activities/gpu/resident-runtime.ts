@@ -244,8 +244,15 @@ export class ResidentRuntime {
       });
   }
 
+  /**
+   * Stop the runtime: gracefully, so a shard in progress ends cleanly; at once while it only loads
+   * models no run waits for (an early load for a run that turned out finished, or another
+   * worker's devices): a load cannot be interrupted, and what it writes to the state directory is
+   * written atomically, so waiting for it would only delay the exit.
+   */
   async shutdown(): Promise<void> {
-    await this.runtime?.shutdown();
+    const idleLoad = this.loading !== null && this.outstanding.length === 0;
+    await this.runtime?.shutdown(idleLoad ? 0 : undefined);
     this.runtime = null;
     this.loaded = null;
   }

@@ -144,6 +144,25 @@ describe('gpu activity: resident runtime on CPU', function () {
     }
   });
 
+  it('stops a runtime that only loads models nobody waits for at once, and one running a shard gracefully', async () => {
+    const loading = new ResidentRuntime('test.gpu6', { kind: 'cpu', stateDir });
+    const preloaded = loading.preload(tiny);
+    await loading.shutdown();
+    await assert.rejects(preloaded, (error: unknown) => error instanceof RuntimeFailure && error.type === 'exited' && /SIGKILL/.test(error.message));
+
+    const running = new ResidentRuntime('test.gpu5', { kind: 'cpu', stateDir });
+    const shard = await writeFrameShard(path.join(dir, 'frames-00040.arrow'), 24, 12);
+    let stopping: Promise<void> | undefined;
+    const ran = running.run(tiny, { shard: shard.path, out: path.join(dir, 'graceful.arrow'), ...scoresOnly }, {
+      onProgress: () => {
+        stopping ??= running.shutdown();
+      },
+    });
+    // The shard in progress is cancelled by the runtime's own shutdown, not killed.
+    await assert.rejects(ran, (error: unknown) => error instanceof RuntimeFailure && !/SIGKILL/.test(error.message));
+    await stopping;
+  });
+
   it('names the numerics that differ', () => {
     const base = { id: '0'.repeat(16), device_name: 'cpu', torch: '2', precision: { esm2: 'float32' }, esm2_token_budget: 4096, dnabert_token_budget: 8192, compile_esm2: false, compile_dnabert: false, inductor_deterministic: false };
     assert.deepEqual(numericsDifferences(base, { ...base, id: '1'.repeat(16), esm2_token_budget: 2048, precision: { esm2: 'bfloat16' } }), [
