@@ -83,7 +83,8 @@ export function createStepActivities(options: StepActivityOptions): StepActiviti
 async function runTask(task: StepTask, implementation: Implementation, device: string | null, activity: Context, beats: Heartbeats, turns: Turn[] | null): Promise<StepResult> {
   const started = Date.now();
   const done = (result: ItemResult, items?: ItemResult[]): StepResult => ({ ...result, device, seconds: (Date.now() - started) / 1000, ...(items ? { items } : {}) });
-  if (!task.group) return done(await beats.whileAlive(() => runItem(task, implementation, device, activity, beats, 0, turns?.[0] ?? null)));
+  const turnOf = (k: number) => turns?.[k] ?? null;
+  if (!task.group) return done(await beats.whileAlive(() => inTurn(turnOf(0), activity.cancellationSignal, () => runItem(task, implementation, device, activity, beats, 0, turnOf(0)))));
 
   const { port, items } = task.group;
   const values = task.inputs[port] as JsonValue[];
@@ -95,7 +96,7 @@ async function runTask(task: StepTask, implementation: Implementation, device: s
   const stop = new AbortController();
   const signal = AbortSignal.any([activity.cancellationSignal, stop.signal]);
   const run = (k: number) =>
-    runItem(tasks[k], implementation, device, activity, beats, k, turns?.[k] ?? null, signal).then(
+    inTurn(turnOf(k), signal, () => runItem(tasks[k], implementation, device, activity, beats, k, turnOf(k), signal)).then(
       (result) => {
         beats.finished(k);
         return result;
@@ -219,6 +220,16 @@ async function waitTurn(ready: Promise<void>, activity: Context, beats: Heartbea
   }
 }
 
+/** `work` once `turn` has come (a group's later items wait for the ones before them in the line; the step waited for the first); the turn ends with it. */
+async function inTurn<T>(turn: Turn | null, signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+  try {
+    if (turn?.waits) await untilReady(turn.ready, signal);
+    return await work();
+  } finally {
+    turn?.leave();
+  }
+}
+
 /** One task (or one item of a group): cache look-up, the implementation, checks, step marker. */
 async function runItem(
   task: StepTask,
@@ -229,25 +240,6 @@ async function runItem(
   index: number,
   turn: Turn | null,
   signal: AbortSignal = activity.cancellationSignal,
-): Promise<ItemResult> {
-  try {
-    // A group's later items wait for the ones before them in the line (the step waited for the first).
-    if (turn?.waits) await untilReady(turn.ready, signal);
-    return await runItemNow(task, implementation, device, activity, beats, index, turn, signal);
-  } finally {
-    turn?.leave();
-  }
-}
-
-async function runItemNow(
-  task: StepTask,
-  implementation: Implementation,
-  device: string | null,
-  activity: Context,
-  beats: Heartbeats,
-  index: number,
-  turn: Turn | null,
-  signal: AbortSignal,
 ): Promise<ItemResult> {
   const where = task.item === null ? task.process : `${task.process}[${task.item}]`;
   const params = parseOrFail(implementation.params, task.params, 'InvalidStepParams', `params of ${where}`);
