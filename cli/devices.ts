@@ -39,7 +39,7 @@ function cpuDevices(count: number): LocalDevice[] {
  * this is false: a GPU in use may be another virnucpro worker's, whose planned memory a second
  * set of models could push into out-of-memory retries (and other batches).
  */
-export function gpusBusy(query: () => string = () => execFileSync('nvidia-smi', ['--query-compute-apps=pid', '--format=csv,noheader'], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'ignore'] })): boolean | null {
+export function gpusBusy(query: () => string = () => nvidiaSmiCsv('--query-compute-apps=pid')): boolean | null {
   try {
     return query()
       .split('\n')
@@ -49,9 +49,14 @@ export function gpusBusy(query: () => string = () => execFileSync('nvidia-smi', 
   }
 }
 
+/** nvidia-smi's answer to one `--query-...` as headerless CSV; throws where it cannot run. */
+function nvidiaSmiCsv(query: string): string {
+  return execFileSync('nvidia-smi', [query, '--format=csv,noheader'], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
 function nvidiaSmi(): LocalDevice[] {
   try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=index,name', '--format=csv,noheader'], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = nvidiaSmiCsv('--query-gpu=index,name');
     return out
       .split('\n')
       .map((line) => line.split(',').map((s) => s.trim()))
