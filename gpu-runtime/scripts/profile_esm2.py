@@ -7,6 +7,12 @@ Variants (each: median seconds of 3 passes over the same packed batches, CUDA ev
   eager         ESM2.forward_packed in bf16 (with --variants eager)
   compiled      compiled.CompiledESM2Packed (what serve runs)
   max_autotune  the same with Inductor's GEMM autotuning (INDUCTOR_VARIANTS)
+  gelu_epilogue the compiled path with fc1's bias and GELU in cuBLASLt's epilogue
+                (``torch._addmm_activation``: the tanh approximation of GELU, fp32 on the
+                accumulator) instead of Inductor's separate GELU pass over [T, 10240]
+With --parity-frames N, each variant's per-frame mean embeddings of the first N frames are
+compared with the fp32 eager model's (cosine min and low quantiles), since a variant that
+changes the arithmetic is only worth its speed at the same parity.
 Then a torch.profiler trace of the last variant: kernel time by category (matmul,
 attention, fused element-wise, other) and the GPU's idle share between kernels, which
 bounds what CUDA graphs could recover. (Earlier variants, now in compiled.py or dropped,
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import json
 import statistics
 import sys
@@ -23,10 +30,11 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from virnucpro_runtime import compiled, packing, shards, synthetic, tokenizers  # noqa: E402
-from virnucpro_runtime.measure import bench  # noqa: E402
+from virnucpro_runtime.measure import bench, parity  # noqa: E402
 from virnucpro_runtime.models.esm2 import mean_residues_packed  # noqa: E402
 
 
@@ -40,6 +48,31 @@ INDUCTOR_VARIANTS = {
     # into its epilogue, which cuBLAS (exact erf GELU) cannot.
     "max_autotune": {"max_autotune": True, "max_autotune_gemm_backends": "TRITON,ATEN"},
 }
+
+
+def _attention_residual_and_norm(layer, x, attended):
+    x = layer.attention_residual(x, attended)
+    return x, layer.ffn_norm(x)
+
+
+class GeluEpilogueESM2(compiled.CompiledESM2Packed):
+    """The compiled path with the FFN's first matmul, bias and GELU as one cuBLASLt call. It
+    runs outside the graphs: Inductor decomposes ``_addmm_activation`` back into a matmul
+    and a separate GELU pass, the very pass this removes."""
+
+    def __init__(self, esm2, attention):
+        super().__init__(esm2, attention)
+        norm = torch.compile(_attention_residual_and_norm, dynamic=True, options=compiled.inductor_options())
+
+        def post(layer, x, attended):
+            x, h = norm(layer, x, attended)
+            hidden = torch._addmm_activation(layer.fc1.bias, h, layer.fc1.weight.t(), use_gelu=True)
+            return x, F.linear(hidden, layer.fc2.weight, layer.fc2.bias)
+
+        self._post = post
+
+
+FORWARD_VARIANTS = {"gelu_epilogue": GeluEpilogueESM2}
 
 
 def category(name: str) -> str:
@@ -58,8 +91,9 @@ def main() -> int:
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--frames", type=int, default=3072)
     parser.add_argument("--budget", type=int, default=65536)
-    parser.add_argument("--variants", nargs="*", default=["eager"], choices=["eager", *INDUCTOR_VARIANTS],
+    parser.add_argument("--variants", nargs="*", default=["eager"], choices=["eager", *INDUCTOR_VARIANTS, *FORWARD_VARIANTS],
                         help="measured besides the default compiled path")
+    parser.add_argument("--parity-frames", type=int, default=0, help="cosine of each variant against fp32 on this many frames")
     parser.add_argument("--size", choices=("full", "tiny"), default="full", help="tiny: a CPU smoke test of the script")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -69,7 +103,12 @@ def main() -> int:
 
     with torch.device(device):
         esm2 = synthetic.ESM2(synthetic.KINDS[args.size]["esm2"])
-    esm2 = synthetic.randomize_(esm2, seed=1).to(torch.bfloat16 if cuda else torch.float32).eval()
+    esm2 = synthetic.randomize_(esm2, seed=1).eval()
+    reference = None
+    if args.parity_frames:
+        reference = esm2
+        esm2 = copy.deepcopy(esm2)
+    esm2 = esm2.to(torch.bfloat16 if cuda else torch.float32)
     shard = shards.read_frames(bench.REPO / "bench/data/frames_500bp.arrow")
     tokens = tokenizers.tokenize_proteins(shard.proteins[:args.frames])
     batches = []
@@ -91,13 +130,29 @@ def main() -> int:
 
     attention = compiled.varlen_attention if cuda else compiled.padded_attention
     report["tokens_per_s"] = {}
+    parity_batches = []
+    if reference is not None:
+        report["cosine_vs_fp32"] = {}
+        for rows in packing.plan_packed(tokens.lengths[:args.parity_frames], args.budget):
+            b = packing.assemble_packed(tokens, rows)
+            parity_batches.append((b.tokens.to(device), b.cu_seqlens.to(device), b.max_seqlen))
+
+    @torch.inference_mode()
+    def means(forward):
+        return torch.cat([mean_residues_packed(forward(t, cu, m), cu, max_seqlen=m) for t, cu, m in parity_batches]).cpu().numpy()
+
+    reference_means = means(reference.forward_packed) if reference is not None else None
+    del reference
 
     def measure(name, forward, patch=None):
         began = time.perf_counter()
         with torch._inductor.config.patch(patch or {}):
             seconds = timed(run(forward), device)
+            if reference_means is not None:
+                report["cosine_vs_fp32"][name] = parity.cosine_quantiles(means(forward), reference_means)
         report["tokens_per_s"][name] = n_tokens / seconds
-        bench.log(f"{name}: {n_tokens / seconds:,.0f} tokens/s ({time.perf_counter() - began:.0f} s with warm-up)")
+        cosine = f", cosine min {report['cosine_vs_fp32'][name]['min']:.6f}" if reference_means is not None else ""
+        bench.log(f"{name}: {n_tokens / seconds:,.0f} tokens/s{cosine} ({time.perf_counter() - began:.0f} s with warm-up)")
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         return forward
 
@@ -108,6 +163,8 @@ def main() -> int:
         if name in INDUCTOR_VARIANTS:
             torch._dynamo.reset()  # dynamo caches per code object: a new setting needs a fresh cache
             last = measure(name, compiled.CompiledESM2Packed(esm2, attention=attention), INDUCTOR_VARIANTS[name])
+        elif name in FORWARD_VARIANTS:
+            last = measure(name, FORWARD_VARIANTS[name](esm2, attention=attention))
 
     if not cuda:
         print(json.dumps(report, indent=2))
