@@ -10,6 +10,7 @@ Variants (each: median seconds of 3 passes over the same packed batches, CUDA ev
   gelu_epilogue the compiled path with fc1's bias and GELU in cuBLASLt's epilogue
                 (``torch._addmm_activation``: the tanh approximation of GELU, fp32 on the
                 accumulator) instead of Inductor's separate GELU pass over [T, 10240]
+  qkv_stacked   the compiled path with q, k, v rotated and made dense in one pass
 With --parity-frames N, each variant's per-frame mean embeddings of the first N frames are
 compared with the fp32 eager model's (cosine min and low quantiles), since a variant that
 changes the arithmetic is only worth its speed at the same parity.
@@ -72,7 +73,23 @@ class GeluEpilogueESM2(compiled.CompiledESM2Packed):
         self._post = post
 
 
-FORWARD_VARIANTS = {"gelu_epilogue": GeluEpilogueESM2}
+def _pre_attention_stacked(layer, x, delta, cos, sin):
+    x = x + delta
+    q, k, v = layer.attention_inputs(x, cos, sin)
+    return (x, *torch.stack((q, k, v)).unbind(0))
+
+
+class StackedQkvESM2(compiled.CompiledESM2Packed):
+    """The compiled path with rotated q, k and v written into one [3, T, H, hd] buffer, so
+    each is dense for the varlen kernel: Inductor then emits one pointwise kernel where it
+    now emits two (rotary on q and k, a copy making v dense). Same arithmetic."""
+
+    def __init__(self, esm2, attention):
+        super().__init__(esm2, attention)
+        self._pre = torch.compile(_pre_attention_stacked, dynamic=True, options=compiled.inductor_options())
+
+
+FORWARD_VARIANTS = {"gelu_epilogue": GeluEpilogueESM2, "qkv_stacked": StackedQkvESM2}
 
 
 def category(name: str) -> str:

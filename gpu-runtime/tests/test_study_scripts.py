@@ -28,11 +28,11 @@ def test_precision_study_scores_every_combination(tmp_path):
 def test_esm2_profile_times_the_compiled_path(tmp_path):
     out = tmp_path / "profile.json"
     _run("profile_esm2.py", "--device", "cpu", "--size", "tiny", "--frames", "48", "--budget", "2048",
-         "--variants", "gelu_epilogue", "--parity-frames", "24", "--out", str(out))
+         "--variants", "qkv_stacked", "gelu_epilogue", "--parity-frames", "24", "--out", str(out))
     report = json.loads(out.read_text())
     assert report["tokens_per_s"]["compiled"] > 0 and report["tokens_per_s"]["gelu_epilogue"] > 0 and report["tokens"] > 0
     # fp32 on the CPU: both paths match the eager fp32 model on every parity frame
-    for variant in ("compiled", "gelu_epilogue"):
+    for variant in ("compiled", "qkv_stacked", "gelu_epilogue"):
         assert report["cosine_vs_fp32"][variant]["frames"] == 24 and report["cosine_vs_fp32"][variant]["min"] > 0.99999
 
 
