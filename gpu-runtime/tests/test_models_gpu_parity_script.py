@@ -19,9 +19,13 @@ def test_small_mode_reports_parity(tmp_path):
     report = json.loads(out.read_text())
     fp32 = report["fp32_vs_fair_esm"]
     assert report["proteins"] == 6
-    # Seeded weights and proteins: the errors are bit-identical from run to run (about 4.5e-7),
-    # whatever the load or thread count. A single unexplained 4.6e-5 was seen once; the whole
-    # report goes into the message so that a recurrence says which kernels and threads ran.
+    # Seeded weights and proteins: the error is about 4.5e-7 in most processes and 4.6e-5 in
+    # some (2 of 12 on the CI machine). The reference moves, not ours: the hidden states of our
+    # model hash the same in every process, while fair-esm's rotary module, given the same
+    # input, gave three different outputs in 12 processes. Its tables are float32 cos/sin of
+    # angles up to ~170 rad, computed afresh by torch.cos on the CPU, whose last bits changed
+    # from process to process there. The bound covers that spread; a wrong formula is off by
+    # 1e-2 or more.
     worst = max(fp32["max_rel_err_padded_hidden"], fp32["max_rel_err_packed_hidden"], fp32["max_rel_err_packed_mean"])
-    assert worst < 1e-5, json.dumps(report, indent=2)
+    assert worst < 1e-4, json.dumps(report, indent=2)
     assert report["bf16_packed_vs_fp32_fair_esm"]["cosine_mean"]["min"] > 0.99
