@@ -7,17 +7,16 @@ Variants (each: median seconds of 3 passes over the same packed batches, CUDA ev
   eager         ESM2.forward_packed in bf16 (with --variants eager)
   compiled      compiled.CompiledESM2Packed (what serve runs)
   max_autotune  the same with Inductor's GEMM autotuning (INDUCTOR_VARIANTS)
-  gelu_epilogue the compiled path with fc1's bias and GELU in cuBLASLt's epilogue
-                (``torch._addmm_activation``: the tanh approximation of GELU, fp32 on the
-                accumulator) instead of Inductor's separate GELU pass over [T, 10240]
-  qkv_stacked   the compiled path with q, k, v rotated and made dense in one pass
+  a+b+...       the compiled path with the changes VariantESM2 lists (FEATURES), e.g.
+                gelu_epilogue+qkv_stacked, cudnn_attention, fp8, fp8_fc2
+A variant that fails (a kernel this torch or GPU lacks) is recorded under "errors".
 With --parity-frames N, each variant's per-frame mean embeddings of the first N frames are
 compared with the fp32 eager model's (cosine min and low quantiles), since a variant that
 changes the arithmetic is only worth its speed at the same parity.
-Then a torch.profiler trace of the last variant: kernel time by category (matmul,
-attention, fused element-wise, other) and the GPU's idle share between kernels, which
-bounds what CUDA graphs could recover. (Earlier variants, now in compiled.py or dropped,
-are recorded in bench/results/studies/.)
+On a GPU, a torch.profiler trace of the last variant (or those --profile names): kernel time
+by category (matmul, attention, fused element-wise, other) and the GPU's idle share between
+kernels, which bounds what CUDA graphs could recover. (Earlier variants, now in compiled.py
+or dropped, are recorded in bench/results/studies/.)
 """
 from __future__ import annotations
 
@@ -31,11 +30,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from virnucpro_runtime import compiled, packing, shards, synthetic, tokenizers  # noqa: E402
 from virnucpro_runtime.measure import bench, parity  # noqa: E402
+from virnucpro_runtime.models import fp8  # noqa: E402
 from virnucpro_runtime.models.esm2 import mean_residues_packed  # noqa: E402
 
 
@@ -56,40 +55,87 @@ def _attention_residual_and_norm(layer, x, attended):
     return x, layer.ffn_norm(x)
 
 
-class GeluEpilogueESM2(compiled.CompiledESM2Packed):
-    """The compiled path with the FFN's first matmul, bias and GELU as one cuBLASLt call. It
-    runs outside the graphs: Inductor decomposes ``_addmm_activation`` back into a matmul
-    and a separate GELU pass, the very pass this removes."""
-
-    def __init__(self, esm2, attention):
-        super().__init__(esm2, attention)
-        norm = torch.compile(_attention_residual_and_norm, dynamic=True, options=compiled.inductor_options())
-
-        def post(layer, x, attended):
-            x, h = norm(layer, x, attended)
-            hidden = torch._addmm_activation(layer.fc1.bias, h, layer.fc1.weight.t(), use_gelu=True)
-            return x, F.linear(hidden, layer.fc2.weight, layer.fc2.bias)
-
-        self._post = post
-
-
 def _pre_attention_stacked(layer, x, delta, cos, sin):
     x = x + delta
     q, k, v = layer.attention_inputs(x, cos, sin)
     return (x, *torch.stack((q, k, v)).unbind(0))
 
 
-class StackedQkvESM2(compiled.CompiledESM2Packed):
-    """The compiled path with rotated q, k and v written into one [3, T, H, hd] buffer, so
-    each is dense for the varlen kernel: Inductor then emits one pointwise kernel where it
-    now emits two (rotary on q and k, a copy making v dense). Same arithmetic."""
+def cudnn_attention(cu_seqlens, max_seqlen, seq_index, positions):
+    """cuDNN's ragged (THD) attention on the packed batch, where ``varlen_attn`` runs
+    FlashAttention-2: torch's private op, the one ``varlen_attn`` would call were its cuDNN
+    branch on. Forward only, no dropout, exact softmax."""
+    del seq_index, positions
 
-    def __init__(self, esm2, attention):
+    def attend(q, k, v):
+        return torch.ops.aten._cudnn_attention_forward(
+            q, k, v, None, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, False, 0.0, False, False)[0]
+    return attend
+
+
+def efficient_attention(cu_seqlens, max_seqlen, seq_index, positions):
+    """The CUTLASS memory-efficient kernel's variable-length mode (xformers' layout: one
+    batch of [1, T, H, hd] with cu_seqlens). Its 64 x 64 tiles waste less of a 168-token
+    frame than FlashAttention-2's 128 x 128 (ceil(168 / 128) = 2 tiles each way: 43% of
+    the scores computed are real, against 77% with 64-wide tiles)."""
+    del seq_index, positions
+
+    def attend(q, k, v):
+        return torch.ops.aten._efficient_attention_forward(
+            q[None], k[None], v[None], None, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, 0.0, 0, False)[0][0]
+    return attend
+
+
+ATTENTIONS = {"cudnn_attention": cudnn_attention, "efficient_attention": efficient_attention}
+
+
+class VariantESM2(compiled.CompiledESM2Packed):
+    """The compiled path with any of these changes (a variant's name joins them with '+'):
+      gelu_epilogue    fc1, its bias and GELU as one cuBLASLt call (``torch._addmm_activation``,
+                       the tanh approximation), outside the graphs: Inductor decomposes
+                       ``_addmm_activation`` back into a matmul and a separate GELU pass, the
+                       very pass this removes
+      qkv_stacked      rotated q, k and v written into one [3, T, H, hd] buffer, one pointwise
+                       kernel where Inductor now emits two (rotary on q and k, v's copy)
+      cudnn_attention  cuDNN's ragged attention instead of FlashAttention-2 (cuda only)
+      efficient_attention  the memory-efficient kernel's varlen mode instead (cuda only)
+      fp8 | fp8_<linear>  all four linear layers of every block (or only the named one; the
+                       features may repeat: fp8_fc1+fp8_fc2) in FP8 as ``predict --precision
+                       fp8`` runs them (emulated off FP8 hardware)"""
+
+    def __init__(self, esm2, attention, features: set[str]):
+        for name in features & set(ATTENTIONS):
+            attention = ATTENTIONS[name]
         super().__init__(esm2, attention)
-        self._pre = torch.compile(_pre_attention_stacked, dynamic=True, options=compiled.inductor_options())
+        options = compiled.inductor_options()
+        if "qkv_stacked" in features:
+            self._pre = torch.compile(_pre_attention_stacked, dynamic=True, options=options)
+        if "gelu_epilogue" in features:
+            norm = torch.compile(_attention_residual_and_norm, dynamic=True, options=options)
+
+            def post(layer, x, attended):
+                x, h = norm(layer, x, attended)
+                hidden = torch._addmm_activation(layer.fc1.bias, h, layer.fc1.weight.t(), use_gelu=True)
+                return x, layer.fc2(hidden)
+
+            self._post = post
 
 
-FORWARD_VARIANTS = {"gelu_epilogue": GeluEpilogueESM2, "qkv_stacked": StackedQkvESM2}
+FEATURES = ("gelu_epilogue", "qkv_stacked", *ATTENTIONS, "fp8", *(f"fp8_{name}" for name in fp8.ESM2_LINEARS))
+
+
+def variant_features(name: str) -> set[str]:
+    features = set(name.split("+"))
+    unknown = features - set(FEATURES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variant feature(s) {sorted(unknown)} in {name!r}; known: {', '.join(FEATURES)}")
+    return features
+
+
+def fp8_linears(features: set[str]) -> tuple[str, ...]:
+    if "fp8" in features:
+        return fp8.ESM2_LINEARS
+    return tuple(name for name in fp8.ESM2_LINEARS if f"fp8_{name}" in features)
 
 
 def category(name: str) -> str:
@@ -103,17 +149,63 @@ def category(name: str) -> str:
     return "other"
 
 
+def kernel_profile(one_pass) -> dict:
+    """One pass under torch.profiler: kernel time by category and the GPU's idle share
+    between kernels within the pass (what CUDA graphs could recover at most)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        torch.cuda.synchronize()
+        began = time.perf_counter()
+        one_pass()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - began
+    by_cat, by_kernel = collections.Counter(), collections.Counter()
+    spans = []
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            by_cat[category(event.name)] += event.device_time
+            by_kernel[event.name[:90]] += event.device_time
+            spans.append((event.time_range.start, event.time_range.end))
+    spans.sort()
+    busy, end = 0.0, None
+    for s, e in spans:  # union of kernel intervals
+        if end is None or s > end:
+            busy += e - s
+            end = e
+        elif e > end:
+            busy += e - end
+            end = e
+    total = sum(by_cat.values())
+    return {
+        "wall_s": wall,
+        "gpu_span_s": (spans[-1][1] - spans[0][0]) / 1e6,
+        "kernel_busy_s": busy / 1e6,
+        "idle_share_within_span": 1 - busy / (spans[-1][1] - spans[0][0]),
+        "share_by_category": {k: v / total for k, v in by_cat.most_common()},
+        "top_kernels_ms": {k: v / 1e3 for k, v in by_kernel.most_common(20)},
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--frames", type=int, default=3072)
     parser.add_argument("--budget", type=int, default=65536)
-    parser.add_argument("--variants", nargs="*", default=["eager"], choices=["eager", *INDUCTOR_VARIANTS, *FORWARD_VARIANTS],
-                        help="measured besides the default compiled path")
+    parser.add_argument("--variants", nargs="*", default=["eager"],
+                        help="measured besides the default compiled path: eager, "
+                             f"{', '.join(INDUCTOR_VARIANTS)}, or features joined by '+' ({', '.join(FEATURES)})")
     parser.add_argument("--parity-frames", type=int, default=0, help="cosine of each variant against fp32 on this many frames")
+    parser.add_argument("--profile", nargs="*", default=None,
+                        help="variants to profile (default: the last measured; 'all' for every one)")
     parser.add_argument("--size", choices=("full", "tiny"), default="full", help="tiny: a CPU smoke test of the script")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    for name in args.variants:
+        if name not in ("eager", *INDUCTOR_VARIANTS):
+            features = variant_features(name)
+            if "gelu_epilogue" in features and "fc1" in fp8_linears(features):
+                parser.error(f"{name}: gelu_epilogue needs fc1 in bf16")
+            if len(features & set(ATTENTIONS)) > 1:
+                parser.error(f"{name}: one attention kernel at a time")
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     report: dict = {"gpu": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__, "commit": bench.git_commit(), "budget": args.budget}
@@ -125,7 +217,9 @@ def main() -> int:
     if args.parity_frames:
         reference = esm2
         esm2 = copy.deepcopy(esm2)
-    esm2 = esm2.to(torch.bfloat16 if cuda else torch.float32)
+    # fp8 keeps a bf16 residual stream, so its variants need bf16 even on the CPU
+    needs_bf16 = any(n not in ("eager", *INDUCTOR_VARIANTS) and fp8_linears(variant_features(n)) for n in args.variants)
+    esm2 = esm2.to(torch.bfloat16 if cuda or needs_bf16 else torch.float32)
     shard = shards.read_frames(bench.REPO / "bench/data/frames_500bp.arrow")
     tokens = tokenizers.tokenize_proteins(shard.proteins[:args.frames])
     batches = []
@@ -147,6 +241,7 @@ def main() -> int:
 
     attention = compiled.varlen_attention if cuda else compiled.padded_attention
     report["tokens_per_s"] = {}
+    report["errors"] = {}
     parity_batches = []
     if reference is not None:
         report["cosine_vs_fp32"] = {}
@@ -156,71 +251,54 @@ def main() -> int:
 
     @torch.inference_mode()
     def means(forward):
-        return torch.cat([mean_residues_packed(forward(t, cu, m), cu, max_seqlen=m) for t, cu, m in parity_batches]).cpu().numpy()
+        return torch.cat([mean_residues_packed(forward(t, cu, m), cu, max_seqlen=m) for t, cu, m in parity_batches]).float().cpu().numpy()
 
     reference_means = means(reference.forward_packed) if reference is not None else None
     del reference
+    jobs = [("compiled", lambda: compiled.CompiledESM2Packed(esm2, attention=attention), None)]
+    if "eager" in args.variants:
+        jobs.insert(0, ("eager", lambda: esm2.forward_packed, None))
+    for name in args.variants:
+        if name in INDUCTOR_VARIANTS:
+            jobs.append((name, lambda: compiled.CompiledESM2Packed(esm2, attention=attention), INDUCTOR_VARIANTS[name]))
+        elif name != "eager":
+            features = variant_features(name)
 
-    def measure(name, forward, patch=None):
+            def make(features=features, linears=fp8_linears(features)):
+                model = esm2
+                if linears:
+                    model = fp8.quantize_esm2_linears_(copy.deepcopy(esm2), emulate=not cuda, linears=linears)
+                return VariantESM2(model, attention, features)
+            jobs.append((name, make, None))
+    names = [name for name, _, _ in jobs]
+    profiled = set() if not cuda else set(names) if args.profile == ["all"] else set(args.profile or names[-1:])
+    report["profiles"] = {}
+
+    for name, make_forward, patch in jobs:
+        # A variant that fails (a kernel this torch or GPU lacks) is recorded, not fatal.
         began = time.perf_counter()
-        with torch._inductor.config.patch(patch or {}):
-            seconds = timed(run(forward), device)
-            if reference_means is not None:
-                report["cosine_vs_fp32"][name] = parity.cosine_quantiles(means(forward), reference_means)
+        torch._dynamo.reset()  # a fresh cache per variant: no recompile limits, no leftovers
+        try:
+            with torch._inductor.config.patch(patch or {}):
+                forward = make_forward()
+                seconds = timed(run(forward), device)
+                if reference_means is not None:
+                    report["cosine_vs_fp32"][name] = parity.cosine_quantiles(means(forward), reference_means)
+                if name in profiled:
+                    report["profiles"][name] = kernel_profile(run(forward))
+        except Exception as exc:  # noqa: BLE001 - the study goes on with the other variants
+            report["errors"][name] = f"{type(exc).__name__}: {str(exc)[:2000]}"
+            bench.log(f"{name}: failed: {report['errors'][name][:300]}")
+            args.out.write_text(json.dumps(report, indent=2) + "\n")
+            continue
+        finally:
+            forward = None  # an fp8 copy of the model is freed before the next is made
         report["tokens_per_s"][name] = n_tokens / seconds
         cosine = f", cosine min {report['cosine_vs_fp32'][name]['min']:.6f}" if reference_means is not None else ""
         bench.log(f"{name}: {n_tokens / seconds:,.0f} tokens/s{cosine} ({time.perf_counter() - began:.0f} s with warm-up)")
         args.out.write_text(json.dumps(report, indent=2) + "\n")
-        return forward
 
-    if "eager" in args.variants:
-        measure("eager", esm2.forward_packed)
-    last = measure("compiled", compiled.CompiledESM2Packed(esm2, attention=attention))
-    for name in args.variants:
-        if name in INDUCTOR_VARIANTS:
-            torch._dynamo.reset()  # dynamo caches per code object: a new setting needs a fresh cache
-            last = measure(name, compiled.CompiledESM2Packed(esm2, attention=attention), INDUCTOR_VARIANTS[name])
-        elif name in FORWARD_VARIANTS:
-            last = measure(name, FORWARD_VARIANTS[name](esm2, attention=attention))
-
-    if not cuda:
-        print(json.dumps(report, indent=2))
-        return 0
-    one = run(last)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        torch.cuda.synchronize()
-        began = time.perf_counter()
-        one()
-        torch.cuda.synchronize()
-        wall = time.perf_counter() - began
-    by_cat, by_kernel = collections.Counter(), collections.Counter()
-    spans = []
-    for event in prof.events():
-        if event.device_type == torch.autograd.DeviceType.CUDA:
-            by_cat[category(event.name)] += event.device_time
-            by_kernel[event.name[:90]] += event.device_time
-            spans.append((event.time_range.start, event.time_range.end))
-    spans.sort()
-    busy, end = 0.0, None
-    for s, e in spans:  # union of kernel intervals
-        if end is None or s > end:
-            busy += e - s
-            end = e
-        elif e > end:
-            busy += e - end
-            end = e
-    total = sum(by_cat.values())
-    report["profiled_variant"] = list(report["tokens_per_s"])[-1]
-    report["profile"] = {
-        "wall_s": wall,
-        "gpu_span_s": (spans[-1][1] - spans[0][0]) / 1e6,
-        "kernel_busy_s": busy / 1e6,
-        "idle_share_within_span": 1 - busy / (spans[-1][1] - spans[0][0]),
-        "share_by_category": {k: v / total for k, v in by_cat.most_common()},
-        "top_kernels_ms": {k: v / 1e3 for k, v in by_kernel.most_common(20)},
-    }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "profiles"}, indent=2))
     return 0
 
 

@@ -130,16 +130,17 @@ def _scaled_mm(a, b, scale_a, scale_b, bias, out_dtype):
 ESM2_LINEARS = ("qkv", "out_proj", "fc1", "fc2")
 
 
-def quantize_esm2_linears_(esm2: nn.Module, emulate: bool = False) -> nn.Module:
-    """Swap the four ``nn.Linear`` of every ESM-2 layer for ``Fp8Linear``, in place; the model
-    must be bf16 already (its residual stream, LayerNorms and attention stay so). Without
-    ``emulate`` the model's device must have FP8 matmuls (``Fp8Unavailable`` otherwise)."""
+def quantize_esm2_linears_(esm2: nn.Module, emulate: bool = False, linears: tuple[str, ...] = ESM2_LINEARS) -> nn.Module:
+    """Swap the four ``nn.Linear`` of every ESM-2 layer (or those ``linears`` names: a study
+    of which matmuls FP8 can take) for ``Fp8Linear``, in place; the model must be bf16
+    already (its residual stream, LayerNorms and attention stay so). Without ``emulate`` the
+    model's device must have FP8 matmuls (``Fp8Unavailable`` otherwise)."""
     device = esm2.embed_tokens.weight.device
     if esm2.embed_tokens.weight.dtype != torch.bfloat16:
         raise ValueError(f"FP8 ESM-2 keeps a bf16 residual stream; the model is {esm2.embed_tokens.weight.dtype}")
     if not emulate:
         require_fp8_matmuls(device)
     for layer in esm2.layers:
-        for name in ESM2_LINEARS:
+        for name in linears:
             setattr(layer, name, Fp8Linear.from_linear(getattr(layer, name), emulate))
     return esm2
