@@ -132,6 +132,13 @@ def test_quantize_esm2_swaps_exactly_the_four_linears_of_every_layer():
         fp8.quantize_esm2_linears_(synthetic.build_esm2("tiny"), emulate=True)  # fp32 model
 
 
+def test_a_study_can_quantise_some_linears_only():
+    esm2 = fp8.quantize_esm2_linears_(synthetic.build_esm2("tiny").to(torch.bfloat16), emulate=True, linears=("fc2",))
+    for layer in esm2.layers:
+        assert isinstance(layer.fc2, fp8.Fp8Linear)
+        assert all(type(getattr(layer, name)) is torch.nn.Linear for name in ("qkv", "out_proj", "fc1"))
+
+
 def test_tiny_esm2_with_fp8_linears_stays_close_to_fp32():
     """Embeddings (residue means) of the tiny model: fp8 linears vs fp32 throughout, with
     bf16 alone beside it. Stated tolerance: cosine >= 0.999 (the issue's bar for ESM-2 3B)."""
