@@ -59,6 +59,8 @@ export const numerics = z.object({
   esm2_token_budget: positiveInt,
   dnabert_token_budget: positiveInt,
   compile_esm2: z.boolean(),
+  /** The compiled ESM-2 layer's kernel choices (gpu-runtime compiled.py); null when eager. */
+  esm2_arithmetic: z.record(z.string(), z.string()).nullable(),
   compile_dnabert: z.boolean(),
   inductor_deterministic: z.boolean(),
 });

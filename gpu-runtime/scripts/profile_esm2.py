@@ -8,7 +8,7 @@ Variants (each: median seconds of 3 passes over the same packed batches, CUDA ev
   compiled      compiled.CompiledESM2Packed (what serve runs)
   max_autotune  the same with Inductor's GEMM autotuning (INDUCTOR_VARIANTS)
   a+b+...       the compiled path with the changes VariantESM2 lists (FEATURES), e.g.
-                gelu_epilogue+qkv_stacked, cudnn_attention, fp8, fp8_fc2
+                inductor_gelu+v_copy, cudnn_attention, fp8, fp8_fc2
 A variant that fails (a kernel this torch or GPU lacks) is recorded under "errors".
 With --parity-frames N, each variant's per-frame mean embeddings of the first N frames are
 compared with the fp32 eager model's (cosine min and low quantiles), since a variant that
@@ -50,15 +50,12 @@ INDUCTOR_VARIANTS = {
 }
 
 
-def _attention_residual_and_norm(layer, x, attended):
-    x = layer.attention_residual(x, attended)
-    return x, layer.ffn_norm(x)
-
-
-def _pre_attention_stacked(layer, x, delta, cos, sin):
+def _pre_attention_v_copy(layer, x, delta, cos, sin):
+    """compiled.py's pre-attention graph before q, k, v were stacked: v made dense by a copy
+    of its own."""
     x = x + delta
     q, k, v = layer.attention_inputs(x, cos, sin)
-    return (x, *torch.stack((q, k, v)).unbind(0))
+    return x, q, k, v.contiguous()
 
 
 def cudnn_attention(cu_seqlens, max_seqlen, seq_index, positions):
@@ -91,12 +88,10 @@ ATTENTIONS = {"cudnn_attention": cudnn_attention, "efficient_attention": efficie
 
 class VariantESM2(compiled.CompiledESM2Packed):
     """The compiled path with any of these changes (a variant's name joins them with '+'):
-      gelu_epilogue    fc1, its bias and GELU as one cuBLASLt call (``torch._addmm_activation``,
-                       the tanh approximation), outside the graphs: Inductor decomposes
-                       ``_addmm_activation`` back into a matmul and a separate GELU pass, the
-                       very pass this removes
-      qkv_stacked      rotated q, k and v written into one [3, T, H, hd] buffer, one pointwise
-                       kernel where Inductor now emits two (rotary on q and k, v's copy)
+      inductor_gelu    fc1's GELU (erf) in the graph, Inductor's own pass over [T, 10240],
+                       instead of cuBLASLt's epilogue (tanh): compiled.py before 2026-12-07
+      v_copy           q and k rotated in one kernel and v made dense in another, instead of
+                       the three stacked in one: compiled.py before 2026-12-07
       cudnn_attention  cuDNN's ragged attention instead of FlashAttention-2 (cuda only)
       efficient_attention  the memory-efficient kernel's varlen mode instead (cuda only)
       fp8 | fp8_<linear>  all four linear layers of every block (or only the named one; the
@@ -108,20 +103,14 @@ class VariantESM2(compiled.CompiledESM2Packed):
             attention = ATTENTIONS[name]
         super().__init__(esm2, attention)
         options = compiled.inductor_options()
-        if "qkv_stacked" in features:
-            self._pre = torch.compile(_pre_attention_stacked, dynamic=True, options=options)
-        if "gelu_epilogue" in features:
-            norm = torch.compile(_attention_residual_and_norm, dynamic=True, options=options)
-
-            def post(layer, x, attended):
-                x, h = norm(layer, x, attended)
-                hidden = torch._addmm_activation(layer.fc1.bias, h, layer.fc1.weight.t(), use_gelu=True)
-                return x, layer.fc2(hidden)
-
-            self._post = post
+        if "v_copy" in features:
+            self._pre = torch.compile(_pre_attention_v_copy, dynamic=True, options=options)
+        if "inductor_gelu" in features and self.gelu_epilogue:
+            self.gelu_epilogue = False
+            self._post = torch.compile(compiled._post_attention, dynamic=True, options=options)
 
 
-FEATURES = ("gelu_epilogue", "qkv_stacked", *ATTENTIONS, "fp8", *(f"fp8_{name}" for name in fp8.ESM2_LINEARS))
+FEATURES = ("inductor_gelu", "v_copy", *ATTENTIONS, "fp8", *(f"fp8_{name}" for name in fp8.ESM2_LINEARS))
 
 
 def variant_features(name: str) -> set[str]:
@@ -202,8 +191,6 @@ def main() -> int:
     for name in args.variants:
         if name not in ("eager", *INDUCTOR_VARIANTS):
             features = variant_features(name)
-            if "gelu_epilogue" in features and "fc1" in fp8_linears(features):
-                parser.error(f"{name}: gelu_epilogue needs fc1 in bf16")
             if len(features & set(ATTENTIONS)) > 1:
                 parser.error(f"{name}: one attention kernel at a time")
     device = torch.device(args.device)

@@ -8,9 +8,14 @@ matmul epilogues and a few pointwise kernels; the matmuls stay cuBLAS and attent
 inputs, not constants) and every packed size (``dynamic=True``: no recompile per batch).
 
 The layer math is ``ESM2Layer``'s own halves (``attention_inputs``, ``attention_residual``,
-``ffn``) around an attention call kept outside the graphs; the only change from
-``ESM2Layer.forward`` is where the FFN's residual add runs: in the next layer's first
-graph (tests/test_compiled.py holds the two paths bit-identical on the eager backend).
+``ffn``) around an attention call kept outside the graphs. Two changes from
+``ESM2Layer.forward``: the FFN's residual add runs in the next layer's first graph, and
+fc1's bias and GELU run in cuBLASLt's matmul epilogue (``_ffn_gelu_epilogue``), whose GELU
+is the tanh approximation where the layer's is erf's. On the CPU torch computes
+``_addmm_activation``'s GELU with erf, so tests/test_compiled.py holds the two paths
+bit-identical there (eager backend); on the GPU the parity against fp32 is measured
+(bench/README.md). ``CompiledESM2Packed.arithmetic`` names these choices; the runtime's
+``numerics`` carries it, so shard results of another arithmetic are never reused.
 
 CUDA graphs are not used: a profile of the compiled path on the H200 found the GPU idle
 0.2% of a 64k-token batch's span (bench/results/studies/), all a graph could recover.
@@ -40,14 +45,15 @@ except ImportError:  # pragma: no cover - torch < 2.10
 
 def _pre_attention(layer, x, delta, cos, sin):
     """The previous layer's FFN residual add (``delta``), then the layer up to the attention
-    call. Returns the new residual too; v made dense for the varlen kernel.
+    call. Returns the new residual too, and q, k, v dense for the attention kernel.
 
-    The residual add sits here rather than at the end of ``_post_attention`` so that it
-    fuses with this LayerNorm into one pass over [T, 2560] (on the H200: 98.0k vs 97.2k
-    tokens/s, bench/results/studies/)."""
+    The residual add sits here rather than after the FFN so that it fuses with this
+    LayerNorm into one pass over [T, 2560] (on the H200: 98.0k vs 97.2k tokens/s,
+    bench/results/studies/). Stacking q, k and v writes all three in the one pointwise
+    kernel that rotates q and k, where v's copy was a kernel of its own."""
     x = x + delta
     q, k, v = layer.attention_inputs(x, cos, sin)
-    return x, q, k, v.contiguous()
+    return (x, *torch.stack((q, k, v)).unbind(0))
 
 
 def _post_attention(layer, x, attended):
@@ -55,6 +61,22 @@ def _post_attention(layer, x, attended):
     residual after attention and the FFN's output, which the next layer adds."""
     x = layer.attention_residual(x, attended)
     return x, layer.ffn(x)
+
+
+def _post_attention_to_ffn_norm(layer, x, attended):
+    """As ``_post_attention``, stopping at the FFN's LayerNorm (see ``_ffn_gelu_epilogue``)."""
+    x = layer.attention_residual(x, attended)
+    return x, layer.ffn_norm(x)
+
+
+def _ffn_gelu_epilogue(layer, h):
+    """The FFN with fc1's bias and GELU in cuBLASLt's epilogue: one matmul writes GELU's
+    output, where Inductor reads and writes fc1's [T, 10240] output once more in a GELU
+    pass of its own (5.8% of an ESM-2 batch on the H200). That GELU is the tanh
+    approximation (within 4.7e-4 of erf's; bench/README.md gives the parity). It runs
+    outside the graphs: Inductor would split ``_addmm_activation`` back into the two."""
+    hidden = torch._addmm_activation(layer.fc1.bias, h, layer.fc1.weight.t(), use_gelu=True)
+    return layer.fc2(hidden)
 
 
 def varlen_attention(cu_seqlens: torch.Tensor, max_seqlen: int, seq_index, positions):
@@ -99,7 +121,16 @@ class CompiledESM2Packed:
         # tokens/s). Under deterministic mode only the tunings that keep the arithmetic run.
         options = inductor_options() if backend == "inductor" else None
         self._pre = torch.compile(_pre_attention, dynamic=True, backend=backend, options=options)
-        self._post = torch.compile(_post_attention, dynamic=True, backend=backend, options=options)
+        # FP8 linear layers (models/fp8.py) keep the FFN in the graph, where Inductor fuses
+        # GELU with fc2's activation quantisation.
+        self.gelu_epilogue = isinstance(esm2.layers[0].fc1, torch.nn.Linear)
+        post = _post_attention_to_ffn_norm if self.gelu_epilogue else _post_attention
+        self._post = torch.compile(post, dynamic=True, backend=backend, options=options)
+        self.arithmetic = {
+            "layer": "pre-attention and post-attention graphs, residual add in the next layer's LayerNorm",
+            "fc1_gelu": "cuBLASLt epilogue, tanh GELU" if self.gelu_epilogue else "Inductor, erf GELU",
+            "attention": attention.__name__,
+        }
 
     def __call__(self, tokens: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
         model = self.esm2
@@ -110,7 +141,8 @@ class CompiledESM2Packed:
         delta = torch.zeros_like(x)
         for layer in model.layers:
             x, q, k, v = self._pre(layer, x, delta, cos, sin)
-            x, delta = self._post(layer, x, attend(q, k, v))
+            x, out = self._post(layer, x, attend(q, k, v))
+            delta = _ffn_gelu_epilogue(layer, out) if self.gelu_epilogue else out
         return model.final_norm(x + delta)
 
 

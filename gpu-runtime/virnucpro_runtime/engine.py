@@ -218,6 +218,8 @@ class Engine:
             "esm2_token_budget": self.esm2_budget,
             "dnabert_token_budget": self.dnabert_budget,
             "compile_esm2": self.models.esm2_packed_forward is not None,
+            # the compiled layer's kernel choices (compiled.py), which change its rounding
+            "esm2_arithmetic": getattr(self.models.esm2_packed_forward, "arithmetic", None),
             "compile_dnabert": self.models.dnabert_padded_embed is not None,
             "inductor_deterministic": inductor_deterministic,
         }

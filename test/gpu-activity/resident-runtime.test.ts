@@ -164,7 +164,7 @@ describe('gpu activity: resident runtime on CPU', function () {
   });
 
   it('names the numerics that differ', () => {
-    const base = { id: '0'.repeat(16), device_name: 'cpu', torch: '2', precision: { esm2: 'float32' }, esm2_token_budget: 4096, dnabert_token_budget: 8192, compile_esm2: false, compile_dnabert: false, inductor_deterministic: false };
+    const base = { id: '0'.repeat(16), device_name: 'cpu', torch: '2', precision: { esm2: 'float32' }, esm2_token_budget: 4096, dnabert_token_budget: 8192, compile_esm2: false, esm2_arithmetic: null, compile_dnabert: false, inductor_deterministic: false };
     assert.deepEqual(numericsDifferences(base, { ...base, id: '1'.repeat(16), esm2_token_budget: 2048, precision: { esm2: 'bfloat16' } }), [
       'precision: {"esm2":"float32"} -> {"esm2":"bfloat16"}',
       'esm2_token_budget: 4096 -> 2048',
