@@ -45,15 +45,15 @@ except ImportError:  # pragma: no cover - torch < 2.10
 
 def _pre_attention(layer, x, delta, cos, sin):
     """The previous layer's FFN residual add (``delta``), then the layer up to the attention
-    call. Returns the new residual too, and q, k, v dense for the attention kernel.
+    call. Returns the new residual too; v made dense for the varlen kernel.
 
     The residual add sits here rather than after the FFN so that it fuses with this
     LayerNorm into one pass over [T, 2560] (on the H200: 98.0k vs 97.2k tokens/s,
-    bench/results/studies/). Stacking q, k and v writes all three in the one pointwise
-    kernel that rotates q and k, where v's copy was a kernel of its own."""
+    bench/results/studies/). Writing q, k and v into one stacked buffer instead, in one
+    kernel, was slower (H100: 100.3k vs 101.5k tokens/s, studies/...-esm2-variants.json)."""
     x = x + delta
     q, k, v = layer.attention_inputs(x, cos, sin)
-    return (x, *torch.stack((q, k, v)).unbind(0))
+    return x, q, k, v.contiguous()
 
 
 def _post_attention(layer, x, attended):
