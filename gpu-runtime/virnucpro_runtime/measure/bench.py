@@ -349,10 +349,14 @@ def log(message: str) -> None:
 
 
 def git_commit() -> str | None:
+    """VIRNUCPRO_COMMIT when set (the GPU machine's copy of the tree may carry a stale .git),
+    else the checkout's HEAD."""
+    if os.environ.get("VIRNUCPRO_COMMIT"):
+        return os.environ["VIRNUCPRO_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("VIRNUCPRO_COMMIT")
+        return None
 
 
 def table(report: dict) -> str:
