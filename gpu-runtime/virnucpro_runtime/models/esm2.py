@@ -121,8 +121,11 @@ class ESM2Layer(nn.Module):
     def attention_inputs(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
         """LN, fused QKV projection, rotary on q and k: x [N, D] -> q, k, v [N, H, hd]
         (v a strided view of the projection)."""
-        n = x.shape[0]
-        q, k, v = self.qkv(self.attn_norm(x)).view(n, 3, self.num_heads, self.head_dim).unbind(1)
+        return self.rotate_qkv(self.qkv(self.attn_norm(x)), cos, sin)
+
+    def rotate_qkv(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """The QKV projection's output [N, 3 * attn_dim] -> q, k (rotated), v [N, H, hd]."""
+        q, k, v = qkv.view(qkv.shape[0], 3, self.num_heads, self.head_dim).unbind(1)
         return _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin), v
 
     def attention_residual(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
