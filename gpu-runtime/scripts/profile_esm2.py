@@ -8,7 +8,7 @@ Variants (each: median seconds of 3 passes over the same packed batches, CUDA ev
   compiled      compiled.CompiledESM2Packed (what serve runs)
   max_autotune  the same with Inductor's GEMM autotuning (INDUCTOR_VARIANTS)
   a+b+...       the compiled path with the changes VariantESM2 lists (FEATURES), e.g.
-                inductor_layers, cudnn_attention, fp8, fp8_fc2
+                inductor_gelu, cudnn_attention, fp8, fp8_fc2
 A variant that fails (a kernel this torch or GPU lacks) is recorded under "errors".
 With --parity-frames N, each variant's per-frame mean embeddings of the first N frames are
 compared with the fp32 eager model's (cosine min and low quantiles), since a variant that
@@ -33,9 +33,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from virnucpro_runtime import compiled, packing, shards, synthetic, tokenizers  # noqa: E402
+from virnucpro_runtime.add_layer_norm import add_layer_norm  # noqa: E402
 from virnucpro_runtime.measure import bench, parity  # noqa: E402
 from virnucpro_runtime.models import fp8  # noqa: E402
-from virnucpro_runtime.models.esm2 import mean_residues_packed  # noqa: E402
+from virnucpro_runtime.models.esm2 import mean_residues_packed, packed_positions, rotary_tables  # noqa: E402
 
 
 def timed(fn, device, repeats=3):
@@ -50,10 +51,12 @@ INDUCTOR_VARIANTS = {
 }
 
 
-def _rotate_qkv_stacked(layer, qkv, cos, sin):
+def _pre_attention_stacked(layer, x, delta, cos, sin):
     """q, k and v written into one [3, T, H, hd] buffer by one kernel (rotary on q and k, v
-    made dense), where compiled.py's rotary graph emits two."""
-    return torch.stack(layer.rotate_qkv(qkv, cos, sin)).unbind(0)
+    made dense), where compiled.py's pre-attention graph emits two."""
+    x = x + delta
+    q, k, v = layer.attention_inputs(x, cos, sin)
+    return (x, *torch.stack((q, k, v)).unbind(0))
 
 
 def cudnn_attention(cu_seqlens, max_seqlen, seq_index, positions):
@@ -86,28 +89,60 @@ ATTENTIONS = {"cudnn_attention": cudnn_attention, "efficient_attention": efficie
 
 class VariantESM2(compiled.CompiledESM2Packed):
     """The compiled path with any of these changes (a variant's name joins them with '+'):
-      inductor_layers  each layer as two Inductor graphs around attention, fc1's GELU (erf)
-                       and the LayerNorms Inductor's: compiled.py's bf16 path before
-                       2026-12-07, its FP8 path still
-      qkv_stacked      q, k and v rotated and made dense in one kernel (_rotate_qkv_stacked)
+      inductor_gelu    fc1's GELU (erf) in the graph, Inductor's own pass over [T, 10240],
+                       instead of cuBLASLt's epilogue (tanh): compiled.py before 2026-12-07
+      qkv_stacked      q, k and v rotated and made dense in one kernel (_pre_attention_stacked)
+      triton_layer_norm  TritonNormESM2's layer loop (no other feature combines with it)
       cudnn_attention  cuDNN's ragged attention instead of FlashAttention-2 (cuda only)
       efficient_attention  the memory-efficient kernel's varlen mode instead (cuda only)
       fp8 | fp8_<linear>  all four linear layers of every block (or only the named one; the
                        features may repeat: fp8_fc1+fp8_fc2) in FP8 as ``predict --precision
-                       fp8`` runs them (emulated off FP8 hardware). Any FP8 layer runs the
-                       inductor_layers path (FP8 matmuls outside a graph would quantise
-                       their inputs in separate eager passes)."""
+                       fp8`` runs them (emulated off FP8 hardware)"""
 
     def __init__(self, esm2, attention, features: set[str]):
         for name in features & set(ATTENTIONS):
             attention = ATTENTIONS[name]
-        linears = fp8_linears(features)
-        super().__init__(esm2, attention, inductor_layers="inductor_layers" in features or bool(linears))
+        super().__init__(esm2, attention)
+        options = compiled.inductor_options()
         if "qkv_stacked" in features:
-            self._rotate = torch.compile(_rotate_qkv_stacked, dynamic=True, options=compiled.inductor_options())
+            self._pre = torch.compile(_pre_attention_stacked, dynamic=True, options=options)
+        if "inductor_gelu" in features and self.gelu_epilogue:
+            self.gelu_epilogue = False
+            self._post = torch.compile(compiled._post_attention, dynamic=True, options=options)
 
 
-FEATURES = ("inductor_layers", "qkv_stacked", *ATTENTIONS, "fp8", *(f"fp8_{name}" for name in fp8.ESM2_LINEARS))
+def _rotate_qkv(layer, qkv, cos, sin):
+    q, k, v = layer.rotate_qkv(qkv, cos, sin)
+    return q, k, v.contiguous()
+
+
+class TritonNormESM2(compiled.CompiledESM2Packed):
+    """The layer without Inductor reductions: residual add + LayerNorm as one Triton kernel
+    (``add_layer_norm.py``: one program per row, a fixed configuration), the matmuls cuBLAS
+    with their bias (and fc1's GELU) in the epilogue, only rotary (and v's copy) left to
+    Inductor. The candidate for compiled.py (H100: +1.8% in this script, +3.0% in ``bench``)
+    until its label test on >= 4,096 frames is run (bench/README.md)."""
+
+    def __init__(self, esm2, attention):
+        super().__init__(esm2, attention)
+        self._rotary = torch.compile(_rotate_qkv, dynamic=True, options=compiled.inductor_options())
+
+    def __call__(self, tokens, cu_seqlens, max_seqlen):
+        model = self.esm2
+        seq_index, positions = packed_positions(cu_seqlens, tokens.numel())
+        x = model._embed(tokens, seq_index, cu_seqlens.numel() - 1)
+        cos, sin = rotary_tables(positions, model.cfg.head_dim)
+        attend = self.attention(cu_seqlens.to(torch.int32), max_seqlen, seq_index, positions)
+        delta = torch.zeros_like(x)
+        for layer in model.layers:
+            x, h = add_layer_norm(x, delta, layer.attn_norm)
+            q, k, v = self._rotary(layer, layer.qkv(h), cos, sin)
+            x, h = add_layer_norm(x, layer.out_proj(attend(q, k, v).reshape(x.shape[0], -1)), layer.ffn_norm)
+            delta = compiled._ffn_gelu_epilogue(layer, h)
+        return model.final_norm(x + delta)
+
+
+FEATURES = ("inductor_gelu", "qkv_stacked", "triton_layer_norm", *ATTENTIONS, "fp8", *(f"fp8_{name}" for name in fp8.ESM2_LINEARS))
 
 
 def variant_features(name: str) -> set[str]:
@@ -188,8 +223,8 @@ def main() -> int:
     for name in args.variants:
         if name not in ("eager", *INDUCTOR_VARIANTS):
             features = variant_features(name)
-            if "qkv_stacked" in features and ("inductor_layers" in features or fp8_linears(features)):
-                parser.error(f"{name}: qkv_stacked changes the bf16 path's rotary graph only")
+            if "triton_layer_norm" in features and len(features) > 1:
+                parser.error(f"{name}: triton_layer_norm runs alone")
             if len(features & set(ATTENTIONS)) > 1:
                 parser.error(f"{name}: one attention kernel at a time")
     device = torch.device(args.device)
@@ -263,6 +298,8 @@ def main() -> int:
                 model = esm2
                 if linears:
                     model = fp8.quantize_esm2_linears_(copy.deepcopy(esm2), emulate=not cuda, linears=linears)
+                if "triton_layer_norm" in features:
+                    return TritonNormESM2(model, attention)
                 return VariantESM2(model, attention, features)
             jobs.append((name, make, None))
     names = [name for name, _, _ in jobs]

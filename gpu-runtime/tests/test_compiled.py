@@ -16,9 +16,9 @@ def _packed(proteins):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_split_esm2_layers_match_forward_packed_without_recompiling_per_shape(dtype):
-    """Bit-identical, not merely close: on the CPU the compiled path calls ESM2Layer's own
-    parts and only moves the FFN's residual add, which changes no rounding. (On the GPU the
-    Triton LayerNorm and cuBLASLt's tanh GELU round differently: bench/README.md's parity.)"""
+    """Bit-identical, not merely close: the compiled path calls ESM2Layer's own halves and
+    only moves the FFN's residual add, which changes no rounding. (Inductor's fused kernels
+    then round differently, which is theirs, not the layer split's.)"""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     esm2 = synthetic.build_esm2("tiny").to(dtype)
@@ -29,8 +29,7 @@ def test_split_esm2_layers_match_forward_packed_without_recompiling_per_shape(dt
             tokens, cu, longest = _packed(synthetic.random_proteins(rng, count, 5, 60))
             assert torch.equal(fast(tokens, cu, longest), esm2.forward_packed(tokens, cu, longest))
     frames = torch._dynamo.utils.counters["frames"]
-    assert frames["ok"] == 1, f"recompiled per batch shape: {dict(frames)}"  # the one rotary graph
-    assert fast.arithmetic["layer_norm"] == "torch" and fast.arithmetic["fc1_gelu"].startswith("cuBLASLt")
+    assert frames["ok"] == 2, f"recompiled per batch shape: {dict(frames)}"  # one graph per compiled function
 
 
 def test_compiled_dnabert_embed_matches_and_keeps_one_graph():
