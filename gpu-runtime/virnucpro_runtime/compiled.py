@@ -122,8 +122,9 @@ class CompiledESM2Packed:
         options = inductor_options() if backend == "inductor" else None
         self._pre = torch.compile(_pre_attention, dynamic=True, backend=backend, options=options)
         # FP8 linear layers (models/fp8.py) keep the FFN in the graph, where Inductor fuses
-        # GELU with fc2's activation quantisation.
-        self.gelu_epilogue = isinstance(esm2.layers[0].fc1, torch.nn.Linear)
+        # GELU with fc2's activation quantisation (outside a graph that quantisation would
+        # be several eager passes).
+        self.gelu_epilogue = all(isinstance(getattr(esm2.layers[0], name), torch.nn.Linear) for name in ("fc1", "fc2"))
         post = _post_attention_to_ffn_norm if self.gelu_epilogue else _post_attention
         self._post = torch.compile(post, dynamic=True, backend=backend, options=options)
         self.arithmetic = {
