@@ -36,7 +36,7 @@ from virnucpro_runtime import compiled, packing, shards, synthetic, tokenizers  
 from virnucpro_runtime.add_layer_norm import add_layer_norm  # noqa: E402
 from virnucpro_runtime.measure import bench, parity  # noqa: E402
 from virnucpro_runtime.models import fp8  # noqa: E402
-from virnucpro_runtime.models.esm2 import mean_residues_packed, packed_positions, rotary_tables  # noqa: E402
+from virnucpro_runtime.models.esm2 import mean_residues_packed  # noqa: E402
 
 
 def timed(fn, device, repeats=3):
@@ -127,19 +127,11 @@ class TritonNormESM2(compiled.CompiledESM2Packed):
         super().__init__(esm2, attention)
         self._rotary = torch.compile(_rotate_qkv, dynamic=True, options=compiled.inductor_options())
 
-    def __call__(self, tokens, cu_seqlens, max_seqlen):
-        model = self.esm2
-        seq_index, positions = packed_positions(cu_seqlens, tokens.numel())
-        x = model._embed(tokens, seq_index, cu_seqlens.numel() - 1)
-        cos, sin = rotary_tables(positions, model.cfg.head_dim)
-        attend = self.attention(cu_seqlens.to(torch.int32), max_seqlen, seq_index, positions)
-        delta = torch.zeros_like(x)
-        for layer in model.layers:
-            x, h = add_layer_norm(x, delta, layer.attn_norm)
-            q, k, v = self._rotary(layer, layer.qkv(h), cos, sin)
-            x, h = add_layer_norm(x, layer.out_proj(attend(q, k, v).reshape(x.shape[0], -1)), layer.ffn_norm)
-            delta = compiled._ffn_gelu_epilogue(layer, h)
-        return model.final_norm(x + delta)
+    def _layer(self, layer, x, delta, cos, sin, attend):
+        x, h = add_layer_norm(x, delta, layer.attn_norm)
+        q, k, v = self._rotary(layer, layer.qkv(h), cos, sin)
+        x, h = add_layer_norm(x, layer.out_proj(attend(q, k, v).reshape(x.shape[0], -1)), layer.ffn_norm)
+        return x, compiled._ffn_gelu_epilogue(layer, h)
 
 
 FEATURES = ("inductor_gelu", "qkv_stacked", "triton_layer_norm", *ATTENTIONS, "fp8", *(f"fp8_{name}" for name in fp8.ESM2_LINEARS))

@@ -141,10 +141,15 @@ class CompiledESM2Packed:
         attend = self.attention(cu_seqlens.to(torch.int32), max_seqlen, seq_index, positions)
         delta = torch.zeros_like(x)
         for layer in model.layers:
-            x, q, k, v = self._pre(layer, x, delta, cos, sin)
-            x, out = self._post(layer, x, attend(q, k, v))
-            delta = _ffn_gelu_epilogue(layer, out) if self.gelu_epilogue else out
+            x, delta = self._layer(layer, x, delta, cos, sin, attend)
         return model.final_norm(x + delta)
+
+    def _layer(self, layer, x, delta, cos, sin, attend):
+        """One layer, given the residual and the previous FFN's output (``delta``): returns
+        the residual after attention and this FFN's output, which the next layer adds."""
+        x, q, k, v = self._pre(layer, x, delta, cos, sin)
+        x, out = self._post(layer, x, attend(q, k, v))
+        return x, (_ffn_gelu_epilogue(layer, out) if self.gelu_epilogue else out)
 
 
 def enable_compiled_esm2(models) -> None:
