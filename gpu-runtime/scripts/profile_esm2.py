@@ -235,10 +235,16 @@ def main() -> int:
     esm2 = esm2.to(torch.bfloat16 if cuda or needs_bf16 else torch.float32)
     shard = shards.read_frames(bench.REPO / "bench/data/frames_500bp.arrow")
     tokens = tokenizers.tokenize_proteins(shard.proteins[:args.frames])
-    batches = []
-    for rows in packing.plan_packed(tokens.lengths, args.budget):
-        b = packing.assemble_packed(tokens, rows)
-        batches.append((b.tokens.to(device), b.cu_seqlens.to(device), b.max_seqlen))
+
+    def device_batches(token_set, lengths):
+        """(tokens, cu_seqlens, max_seqlen) of each packed batch of `lengths`' rows, on the device."""
+        batches = []
+        for rows in packing.plan_packed(lengths, args.budget):
+            b = packing.assemble_packed(token_set, rows)
+            batches.append((b.tokens.to(device), b.cu_seqlens.to(device), b.max_seqlen))
+        return batches
+
+    batches = device_batches(tokens, tokens.lengths)
     if len(batches) > 1 and batches[-1][0].numel() < args.budget // 2:
         batches.pop()  # a small last batch would weigh the rates towards launch overhead
     n_tokens = sum(int(t.numel()) for t, _, _ in batches)
@@ -248,10 +254,7 @@ def main() -> int:
     # over them shows a cost paid per new batch shape (a recompile, a kernel plan built per
     # shape), which repeated passes over the same batches hide.
     unseen_tokens = tokenizers.tokenize_proteins(shard.proteins[args.frames:2 * args.frames])
-    unseen = []
-    for rows in packing.plan_packed(unseen_tokens.lengths, args.budget):
-        b = packing.assemble_packed(unseen_tokens, rows)
-        unseen.append((b.tokens.to(device), b.cu_seqlens.to(device), b.max_seqlen))
+    unseen = device_batches(unseen_tokens, unseen_tokens.lengths)
     n_unseen = sum(int(t.numel()) for t, _, _ in unseen)
 
     def run(forward, batches=batches):
@@ -267,9 +270,7 @@ def main() -> int:
     parity_batches = []
     if reference is not None:
         report["cosine_vs_fp32"] = {}
-        for rows in packing.plan_packed(tokens.lengths[:args.parity_frames], args.budget):
-            b = packing.assemble_packed(tokens, rows)
-            parity_batches.append((b.tokens.to(device), b.cu_seqlens.to(device), b.max_seqlen))
+        parity_batches = device_batches(tokens, tokens.lengths[:args.parity_frames])
 
     @torch.inference_mode()
     def means(forward):
