@@ -1,11 +1,13 @@
 """Does the compiled ESM-2 give the same bits in every fresh process? (issue 8's crash study)
 
-Each child process builds ESM-2 3B with seeded random weights on the GPU, compiles the packed
-layers with an empty Inductor cache of its own, warms up as the engine does, and embeds the
-same real benchmark frames in 64k-token batches; it writes the pooled embeddings' sha256 and
-the embeddings themselves. The parent starts the children at once (compilation and Inductor's
-on-device tuning then compete for the machine, as two runtimes of one host do), with and
-without Inductor's deterministic mode, and compares them bit for bit.
+Each child process builds ESM-2 3B with seeded random weights on the GPU, builds the packed
+path (compiled.CompiledESM2Packed) with empty Inductor and Triton caches of its own, warms up
+as the engine does, and embeds the same real benchmark frames in 64k-token batches; it writes
+the pooled embeddings' sha256 and the embeddings themselves. The parent starts the children
+at once (kernel compilation then competes for the machine, as two runtimes of one host do)
+and compares them bit for bit. (Run on 2026-12-04, when the layer was Inductor's, it showed
+that Inductor's timed tuning changed bits between processes and its deterministic mode did
+not: bench/results/studies/2026-12-04-nvidia-h200-inductor-determinism.json.)
 
     python3 gpu-runtime/scripts/determinism_probe.py --frames 3072 --out $OUT/determinism.json
 """
@@ -49,9 +51,6 @@ def child(args: argparse.Namespace) -> int:
             else:
                 param.copy_(0.1 * noise)
     model = model.to(torch.bfloat16).eval()
-    if not args.deterministic:
-        # The options the runtime used before issue 8: tuning that times kernels on the device.
-        compiled.inductor_options = lambda: {"coordinate_descent_tuning": True}
     forward = compiled.CompiledESM2Packed(model)
     frames = shards.read_frames(REPO / "bench/data/frames_500bp.arrow")
     tokens = tokenizers.tokenize_proteins(frames.proteins[: args.frames])
@@ -73,7 +72,7 @@ def child(args: argparse.Namespace) -> int:
         pooled[torch.from_numpy(np.sort(rows))] = values
     data = pooled.numpy()
     np.save(args.save, data)
-    print(json.dumps({"sha256": hashlib.sha256(data.tobytes()).hexdigest(), "seconds": round(time.perf_counter() - started, 1)}))
+    print(json.dumps({"sha256": hashlib.sha256(data.tobytes()).hexdigest(), "arithmetic": forward.arithmetic, "seconds": round(time.perf_counter() - started, 1)}))
     return 0
 
 
@@ -81,34 +80,31 @@ def parent(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    import torch._inductor.config as inductor_config
+    from virnucpro_runtime.measure import bench
 
     work = Path(tempfile.mkdtemp(prefix="determinism-"))
-    runs = [("deterministic", True, i) for i in range(args.pairs)] + [("timed tuning", False, i) for i in range(args.pairs)]
     processes = []
-    for mode, deterministic, i in runs:
-        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(work / f"cache-{int(deterministic)}-{i}"), TRITON_CACHE_DIR=str(work / f"triton-{int(deterministic)}-{i}"))
-        save = work / f"out-{int(deterministic)}-{i}.npy"
-        command = [sys.executable, __file__, "--child", "--frames", str(args.frames), "--save", str(save)] + (["--deterministic"] if deterministic else [])
-        processes.append((mode, deterministic, save, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    for i in range(args.processes):
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(work / f"inductor-{i}"), TRITON_CACHE_DIR=str(work / f"triton-{i}"))
+        save = work / f"out-{i}.npy"
+        command = [sys.executable, __file__, "--child", "--frames", str(args.frames), "--save", str(save)]
+        processes.append((save, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     results = []
-    for mode, deterministic, save, process in processes:
+    for save, process in processes:
         out, err = process.communicate(timeout=args.timeout)
         if process.returncode != 0:
-            results.append({"mode": mode, "error": err.strip().splitlines()[-5:]})
+            results.append({"error": err.strip().splitlines()[-5:]})
             continue
-        results.append({"mode": mode, **json.loads(out.strip().splitlines()[-1]), "save": str(save)})
+        results.append({**json.loads(out.strip().splitlines()[-1]), "save": str(save)})
     report = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "frames": args.frames,
-              "inductor_has_deterministic_mode": hasattr(inductor_config, "deterministic"), "runs": results, "comparisons": {}}
-    for mode in ("deterministic", "timed tuning"):
-        mine = [r for r in results if r.get("mode") == mode and "sha256" in r]
-        if len(mine) >= 2:
-            a, b = (np.load(r["save"]) for r in mine[:2])
-            norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-            cos = float(((a * b).sum(1) / norm).min())
-            report["comparisons"][mode] = {"identical_bits": len({r["sha256"] for r in mine}) == 1,
-                                           "max_abs_difference": float(np.abs(a - b).max()), "min_cosine": cos,
-                                           "frames_differing": int((np.abs(a - b).max(1) > 0).sum())}
+              "commit": bench.git_commit(), "runs": results}
+    done = [r for r in results if "sha256" in r]
+    if len(done) >= 2:
+        a, b = (np.load(r["save"]) for r in done[:2])
+        norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        report["comparison"] = {"processes": len(done), "identical_bits": len({r["sha256"] for r in done}) == 1,
+                                "max_abs_difference_first_two": float(np.abs(a - b).max()),
+                                "min_cosine_first_two": float(((a * b).sum(1) / norm).min())}
     for r in results:
         r.pop("save", None)
     text = json.dumps(report, indent=1)
@@ -121,9 +117,8 @@ def parent(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--child", action="store_true")
-    parser.add_argument("--deterministic", action="store_true")
     parser.add_argument("--frames", type=int, default=3072)
-    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--save", type=Path)
     parser.add_argument("--timeout", type=float, default=400)
     parser.add_argument("--out", type=Path)

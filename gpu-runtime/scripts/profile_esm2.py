@@ -6,9 +6,8 @@ changes to the compiled layer are worth, measured in one process on the same bat
 Variants (each: median seconds of 3 passes over the same packed batches, CUDA events):
   eager         ESM2.forward_packed in bf16 (with --variants eager)
   compiled      compiled.CompiledESM2Packed (what serve runs)
-  max_autotune  the same with Inductor's GEMM autotuning (INDUCTOR_VARIANTS)
   a+b+...       the compiled path with the changes VariantESM2 lists (FEATURES), e.g.
-                inductor_gelu, cudnn_attention, fp8, fp8_fc2
+                inductor_layer, cudnn_attention, fp8, fp8_fc2
 A variant that fails (a kernel this torch or GPU lacks) is recorded under "errors".
 With --parity-frames N, each variant's per-frame mean embeddings of the first N frames are
 compared with the fp32 eager model's (cosine min and low quantiles), since a variant that
@@ -33,7 +32,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from virnucpro_runtime import compiled, packing, shards, synthetic, tokenizers  # noqa: E402
-from virnucpro_runtime.add_layer_norm import add_layer_norm  # noqa: E402
 from virnucpro_runtime.measure import bench, parity  # noqa: E402
 from virnucpro_runtime.models import fp8  # noqa: E402
 from virnucpro_runtime.models.esm2 import mean_residues_packed  # noqa: E402
@@ -43,20 +41,10 @@ def timed(fn, device, repeats=3):
     return statistics.median(bench.timed(fn, device, repeats))
 
 
-# Inductor settings on top of compiled.py's own (kernel choice only, no change of arithmetic).
-INDUCTOR_VARIANTS = {
-    # Triton GEMM templates compete with cuBLAS; a template can take the FFN's bias + GELU
-    # into its epilogue, which cuBLAS (exact erf GELU) cannot.
-    "max_autotune": {"max_autotune": True, "max_autotune_gemm_backends": "TRITON,ATEN"},
-}
-
-
-def _pre_attention_stacked(layer, x, delta, cos, sin):
-    """q, k and v written into one [3, T, H, hd] buffer by one kernel (rotary on q and k, v
-    made dense), where compiled.py's pre-attention graph emits two."""
-    x = x + delta
-    q, k, v = layer.attention_inputs(x, cos, sin)
-    return (x, *torch.stack((q, k, v)).unbind(0))
+def _post_attention_to_ffn_norm(layer, x, attended):
+    """The inductor_layer variant's second graph: after attention, up to the FFN's LayerNorm."""
+    x = layer.attention_residual(x, attended)
+    return x, layer.ffn_norm(x)
 
 
 def cudnn_attention(cu_seqlens, max_seqlen, seq_index, positions):
@@ -89,10 +77,11 @@ ATTENTIONS = {"cudnn_attention": cudnn_attention, "efficient_attention": efficie
 
 class VariantESM2(compiled.CompiledESM2Packed):
     """The compiled path with any of these changes (a variant's name joins them with '+'):
-      inductor_gelu    fc1's GELU (erf) in the graph, Inductor's own pass over [T, 10240],
-                       instead of cuBLASLt's epilogue (tanh): compiled.py before 2026-12-07
-      qkv_stacked      q, k and v rotated and made dense in one kernel (_pre_attention_stacked)
-      triton_layer_norm  TritonNormESM2's layer loop (no other feature combines with it)
+      inductor_layer   the bf16 layer of 96d44e2 (2026-12-07): Inductor graphs before and
+                       after attention (LayerNorms, rotary, residual adds), fc1's GELU in
+                       cuBLASLt's epilogue; the Triton kernels replaced it
+      inductor_gelu    the bf16 layer before that: the FP8 path's graphs, fc1's GELU (erf) in
+                       Inductor's own pass over [T, 10240]
       cudnn_attention  cuDNN's ragged attention instead of FlashAttention-2 (cuda only)
       efficient_attention  the memory-efficient kernel's varlen mode instead (cuda only)
       fp8 | fp8_<linear>  all four linear layers of every block (or only the named one; the
@@ -104,37 +93,26 @@ class VariantESM2(compiled.CompiledESM2Packed):
             attention = ATTENTIONS[name]
         super().__init__(esm2, attention)
         options = compiled.inductor_options()
-        if "qkv_stacked" in features:
-            self._pre = torch.compile(_pre_attention_stacked, dynamic=True, options=options)
-        if "inductor_gelu" in features and self.gelu_epilogue:
-            self.gelu_epilogue = False
+        self._post_to_norm = None
+        if self.graphs:
+            return
+        if "inductor_gelu" in features:
+            self.graphs = True
             self._post = torch.compile(compiled._post_attention, dynamic=True, options=options)
+        elif "inductor_layer" in features:
+            self._post_to_norm = torch.compile(_post_attention_to_ffn_norm, dynamic=True, options=options)
+        if features & {"inductor_gelu", "inductor_layer"}:
+            self._pre = torch.compile(compiled._pre_attention, dynamic=True, options=options)
+
+    def _kernel_layer(self, layer, x, delta, cos, sin, attend):
+        if self._post_to_norm is None:
+            return super()._kernel_layer(layer, x, delta, cos, sin, attend)
+        x, q, k, v = self._pre(layer, x, delta, cos, sin)
+        x, h = self._post_to_norm(layer, x, attend(q, k, v))
+        return x, compiled.ffn_gelu_epilogue(layer, h)
 
 
-def _rotate_qkv(layer, qkv, cos, sin):
-    q, k, v = layer.rotate_qkv(qkv, cos, sin)
-    return q, k, v.contiguous()
-
-
-class TritonNormESM2(compiled.CompiledESM2Packed):
-    """The layer without Inductor reductions: residual add + LayerNorm as one Triton kernel
-    (``add_layer_norm.py``: one program per row, a fixed configuration), the matmuls cuBLAS
-    with their bias (and fc1's GELU) in the epilogue, only rotary (and v's copy) left to
-    Inductor. The candidate for compiled.py (H100: +1.8% in this script, +3.0% in ``bench``)
-    until its label test on >= 4,096 frames is run (bench/README.md)."""
-
-    def __init__(self, esm2, attention):
-        super().__init__(esm2, attention)
-        self._rotary = torch.compile(_rotate_qkv, dynamic=True, options=compiled.inductor_options())
-
-    def _layer(self, layer, x, delta, cos, sin, attend):
-        x, h = add_layer_norm(x, delta, layer.attn_norm)
-        q, k, v = self._rotary(layer, layer.qkv(h), cos, sin)
-        x, h = add_layer_norm(x, layer.out_proj(attend(q, k, v).reshape(x.shape[0], -1)), layer.ffn_norm)
-        return x, compiled._ffn_gelu_epilogue(layer, h)
-
-
-FEATURES = ("inductor_gelu", "qkv_stacked", "triton_layer_norm", *ATTENTIONS, "fp8", *(f"fp8_{name}" for name in fp8.ESM2_LINEARS))
+FEATURES = ("inductor_layer", "inductor_gelu", *ATTENTIONS, "fp8", *(f"fp8_{name}" for name in fp8.ESM2_LINEARS))
 
 
 def variant_features(name: str) -> set[str]:
@@ -157,7 +135,7 @@ def category(name: str) -> str:
         return "attention"
     if any(k in lowered for k in ("gemm", "xmma", "cutlass", "nvjet", "matmul", "sm90_", "cublas")):
         return "matmul"
-    if lowered.startswith("triton"):
+    if lowered.startswith(("triton", "_add_layer_norm_rows", "_rotate_heads")):  # Inductor's, layer_kernels.py's
         return "fused_elementwise"
     return "other"
 
@@ -205,7 +183,7 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=65536)
     parser.add_argument("--variants", nargs="*", default=["eager"],
                         help="measured besides the default compiled path: eager, "
-                             f"{', '.join(INDUCTOR_VARIANTS)}, or features joined by '+' ({', '.join(FEATURES)})")
+                             f"or features joined by '+' ({', '.join(FEATURES)})")
     parser.add_argument("--parity-frames", type=int, default=0, help="cosine of each variant against fp32 on this many frames")
     parser.add_argument("--profile", nargs="*", default=None,
                         help="variants to profile (default: the last measured; 'all' for every one)")
@@ -213,10 +191,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     for name in args.variants:
-        if name not in ("eager", *INDUCTOR_VARIANTS):
+        if name != "eager":
             features = variant_features(name)
-            if "triton_layer_norm" in features and len(features) > 1:
-                parser.error(f"{name}: triton_layer_norm runs alone")
+            if {"inductor_layer", "inductor_gelu"} <= features:
+                parser.error(f"{name}: one bf16 layer at a time")
             if len(features & set(ATTENTIONS)) > 1:
                 parser.error(f"{name}: one attention kernel at a time")
     device = torch.device(args.device)
@@ -231,7 +209,7 @@ def main() -> int:
         reference = esm2
         esm2 = copy.deepcopy(esm2)
     # fp8 keeps a bf16 residual stream, so its variants need bf16 even on the CPU
-    needs_bf16 = any(n not in ("eager", *INDUCTOR_VARIANTS) and fp8_linears(variant_features(n)) for n in args.variants)
+    needs_bf16 = any(n != "eager" and fp8_linears(variant_features(n)) for n in args.variants)
     esm2 = esm2.to(torch.bfloat16 if cuda or needs_bf16 else torch.float32)
     shard = shards.read_frames(bench.REPO / "bench/data/frames_500bp.arrow")
     tokens = tokenizers.tokenize_proteins(shard.proteins[:args.frames])
@@ -278,41 +256,36 @@ def main() -> int:
 
     reference_means = means(reference.forward_packed) if reference is not None else None
     del reference
-    jobs = [("compiled", lambda: compiled.CompiledESM2Packed(esm2, attention=attention), None)]
+    jobs = [("compiled", lambda: compiled.CompiledESM2Packed(esm2, attention=attention))]
     if "eager" in args.variants:
-        jobs.insert(0, ("eager", lambda: esm2.forward_packed, None))
+        jobs.insert(0, ("eager", lambda: esm2.forward_packed))
     for name in args.variants:
-        if name in INDUCTOR_VARIANTS:
-            jobs.append((name, lambda: compiled.CompiledESM2Packed(esm2, attention=attention), INDUCTOR_VARIANTS[name]))
-        elif name != "eager":
+        if name != "eager":
             features = variant_features(name)
 
             def make(features=features, linears=fp8_linears(features)):
                 model = esm2
                 if linears:
                     model = fp8.quantize_esm2_linears_(copy.deepcopy(esm2), emulate=not cuda, linears=linears)
-                if "triton_layer_norm" in features:
-                    return TritonNormESM2(model, attention)
                 return VariantESM2(model, attention, features)
-            jobs.append((name, make, None))
-    names = [name for name, _, _ in jobs]
+            jobs.append((name, make))
+    names = [name for name, _ in jobs]
     profiled = set() if not cuda else set(names) if args.profile == ["all"] else set(args.profile or names[-1:])
     report["profiles"] = {}
 
-    for name, make_forward, patch in jobs:
+    for name, make_forward in jobs:
         # A variant that fails (a kernel this torch or GPU lacks) is recorded, not fatal.
         began = time.perf_counter()
         torch._dynamo.reset()  # a fresh cache per variant: no recompile limits, no leftovers
         try:
-            with torch._inductor.config.patch(patch or {}):
-                forward = make_forward()
-                seconds = timed(run(forward), device)
-                if unseen:
-                    report.setdefault("unseen_batches_tokens_per_s", {})[name] = n_unseen / bench.timed(run(forward, unseen), device, 1, warmup=0)[0]
-                if reference_means is not None:
-                    report["cosine_vs_fp32"][name] = parity.cosine_quantiles(means(forward), reference_means)
-                if name in profiled:
-                    report["profiles"][name] = kernel_profile(run(forward))
+            forward = make_forward()
+            seconds = timed(run(forward), device)
+            if unseen:
+                report.setdefault("unseen_batches_tokens_per_s", {})[name] = n_unseen / bench.timed(run(forward, unseen), device, 1, warmup=0)[0]
+            if reference_means is not None:
+                report["cosine_vs_fp32"][name] = parity.cosine_quantiles(means(forward), reference_means)
+            if name in profiled:
+                report["profiles"][name] = kernel_profile(run(forward))
         except Exception as exc:  # noqa: BLE001 - the study goes on with the other variants
             report["errors"][name] = f"{type(exc).__name__}: {str(exc)[:2000]}"
             bench.log(f"{name}: failed: {report['errors'][name][:300]}")

@@ -1,33 +1,39 @@
-"""The models under ``torch.compile`` (CUDA; ``serve`` turns it on unless
+"""ESM-2's and DNABERT-S's fast paths on CUDA (``serve`` turns them on unless
 VIRNUCPRO_COMPILE=0, ``bench`` measures with and without).
 
-ESM-2: eager, every layer is ~15 kernels, most of them element-wise passes over [T, 2560]
-(LayerNorms, bias adds, rotary, GELU, residual adds). Inductor fuses those into the
-matmul epilogues and a few pointwise kernels; the matmuls stay cuBLAS and attention stays
-``varlen_attn``. One compiled function serves all 36 layers (the layer's parameters are
-inputs, not constants) and every packed size (``dynamic=True``: no recompile per batch).
+ESM-2 in bf16: eager, every layer is ~15 kernels, most of them element-wise passes over
+[T, 2560] (LayerNorms, bias adds, rotary, GELU, residual adds). Here a layer is seven:
 
-The layer math is ``ESM2Layer``'s own halves (``attention_inputs``, ``attention_residual``,
-``ffn``) around an attention call kept outside the graphs. Two changes from
-``ESM2Layer.forward``: the FFN's residual add runs in the next layer's first graph, and
-fc1's bias and GELU run in cuBLASLt's matmul epilogue (``_ffn_gelu_epilogue``), whose GELU
-is the tanh approximation where the layer's is erf's. On the CPU torch computes
-``_addmm_activation``'s GELU with erf, so tests/test_compiled.py holds the two paths
-bit-identical there (eager backend); on the GPU the parity against fp32 is measured
-(bench/README.md). ``CompiledESM2Packed.arithmetic`` names these choices; the runtime's
+    add + LayerNorm (Triton) -> QKV (cuBLAS, bias in the epilogue) -> rotary in place (Triton)
+    -> attention (FlashAttention-2, varlen) -> out_proj (cuBLAS, bias) -> add + LayerNorm
+    (Triton) -> fc1 (cuBLASLt, bias and GELU in the epilogue) -> fc2 (cuBLAS, bias)
+
+The math is ``ESM2Layer``'s with two changes: the FFN's residual add runs in the next
+layer's first LayerNorm pass, and fc1's GELU is cuBLASLt's tanh approximation where the
+layer's is erf's (within 4.7e-4; on the CPU torch computes ``_addmm_activation``'s GELU with
+erf, so tests/test_compiled.py holds the path bit-identical to the plain forward there). The
+kernels are layer_kernels.py's; on the GPU the parity against fp32 is measured
+(bench/README.md). No kernel is tuned on the device: the bits of a result depend on the
+GPU model and the software versions only, never on which runtime computed it.
+
+ESM-2 with FP8 linears (models/fp8.py) runs each layer as two ``torch.compile`` graphs
+around the attention call, where Inductor fuses the activations' quantisation into the
+LayerNorm and GELU kernels (outside a graph it would be several eager passes).
+
+``CompiledESM2Packed.arithmetic`` names the choices of the path in use; the runtime's
 ``numerics`` carries it, so shard results of another arithmetic are never reused.
 
 CUDA graphs are not used: a profile of the compiled path on the H200 found the GPU idle
 0.2% of a 64k-token batch's span (bench/results/studies/), all a graph could recover.
 
-Inductor runs in its deterministic mode: by default it picks among kernel configurations
-of a reduction (the LayerNorms: block sizes, warps) by timing them on the device at the
-first launch, and those choices change the order of the additions. A runtime that
-restarted, or one on another GPU of the same model, could then pick differently and score
-the same shard slightly differently (in the random-weight e2e run of issue 8 that moved
-0.2% of the labels after a runtime was killed). Deterministic mode chooses reductions'
-configurations without timing; pointwise kernels, whose numerics no configuration
-changes, are still tuned.
+Inductor (FP8 ESM-2, DNABERT-S) runs in its deterministic mode: by default it picks among
+kernel configurations of a reduction (the LayerNorms: block sizes, warps) by timing them on
+the device at the first launch, and those choices change the order of the additions. A
+runtime that restarted, or one on another GPU of the same model, could then pick
+differently and score the same shard slightly differently (in the random-weight e2e run of
+issue 8 that moved 0.2% of the labels after a runtime was killed). Deterministic mode
+chooses reductions' configurations without timing; pointwise kernels, whose numerics no
+configuration changes, are still tuned.
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ from typing import Callable
 
 import torch
 
+from .layer_kernels import add_layer_norm, rotary_in_place
 from .models.esm2 import ESM2, packed_positions, padded_attention_over_packed, rotary_tables
 
 try:
@@ -44,37 +51,29 @@ except ImportError:  # pragma: no cover - torch < 2.10
 
 
 def _pre_attention(layer, x, delta, cos, sin):
-    """The previous layer's FFN residual add (``delta``), then the layer up to the attention
-    call. Returns the new residual too; v made dense for the varlen kernel.
+    """FP8 graph: the previous layer's FFN residual add (``delta``), then the layer up to
+    the attention call. Returns the new residual too; v made dense for the varlen kernel.
 
     The residual add sits here rather than after the FFN so that it fuses with this
     LayerNorm into one pass over [T, 2560] (on the H200: 98.0k vs 97.2k tokens/s,
-    bench/results/studies/). Writing q, k and v into one stacked buffer instead, in one
-    kernel, was slower (H100: 100.3k vs 101.5k tokens/s, studies/...-esm2-variants.json)."""
+    bench/results/studies/)."""
     x = x + delta
     q, k, v = layer.attention_inputs(x, cos, sin)
     return x, q, k, v.contiguous()
 
 
 def _post_attention(layer, x, attended):
-    """The layer after the attention call, up to the FFN's residual add: returns the
-    residual after attention and the FFN's output, which the next layer adds."""
+    """FP8 graph: the layer after the attention call, up to the FFN's residual add: returns
+    the residual after attention and the FFN's output, which the next layer adds."""
     x = layer.attention_residual(x, attended)
     return x, layer.ffn(x)
 
 
-def _post_attention_to_ffn_norm(layer, x, attended):
-    """As ``_post_attention``, stopping at the FFN's LayerNorm (see ``_ffn_gelu_epilogue``)."""
-    x = layer.attention_residual(x, attended)
-    return x, layer.ffn_norm(x)
-
-
-def _ffn_gelu_epilogue(layer, h):
+def ffn_gelu_epilogue(layer, h):
     """The FFN with fc1's bias and GELU in cuBLASLt's epilogue: one matmul writes GELU's
-    output, where Inductor reads and writes fc1's [T, 10240] output once more in a GELU
-    pass of its own (5.8% of an ESM-2 batch on the H200). That GELU is the tanh
-    approximation (within 4.7e-4 of erf's; bench/README.md gives the parity). It runs
-    outside the graphs: Inductor would split ``_addmm_activation`` back into the two."""
+    output, where a GELU kernel of its own would read and write fc1's [T, 10240] output once
+    more (5.8% of an ESM-2 batch on the H200). That GELU is the tanh approximation (within
+    4.7e-4 of erf's; bench/README.md gives the parity)."""
     hidden = torch._addmm_activation(layer.fc1.bias, h, layer.fc1.weight.t(), use_gelu=True)
     return layer.fc2(hidden)
 
@@ -102,34 +101,40 @@ def inductor_options() -> dict:
     return {"coordinate_descent_tuning": False}
 
 
-class CompiledESM2Packed:
-    """Callable with ``ESM2.forward_packed``'s signature.
+def has_fp8_linears(esm2: ESM2) -> bool:
+    return not all(isinstance(getattr(esm2.layers[0], name), torch.nn.Linear) for name in ("qkv", "out_proj", "fc1", "fc2"))
 
-    Each layer runs as compiled pre-attention, eager attention, compiled post-attention.
-    Attention stays outside the graphs because its Python-int ``max_seqlen`` would become
-    a guard: every new batch length would recompile, and past dynamo's recompile limit
-    the layer silently falls back to eager. The two graphs take tensors only, so one
-    compilation serves every layer and every packed size."""
+
+class CompiledESM2Packed:
+    """Callable with ``ESM2.forward_packed``'s signature: each layer as the module docstring
+    draws it (bf16), or as compiled pre-attention, eager attention, compiled post-attention
+    (FP8 linears).
+
+    FP8: attention stays outside the graphs because its Python-int ``max_seqlen`` would
+    become a guard: every new batch length would recompile, and past dynamo's recompile
+    limit the layer silently falls back to eager. The two graphs take tensors only, so one
+    compilation serves every layer and every packed size (``dynamic=True``). ``backend``
+    is torch.compile's (tests use "eager" on a CPU)."""
 
     def __init__(self, esm2: ESM2, attention: Callable = varlen_attention, backend: str = "inductor"):
         if attention is varlen_attention and varlen_attn is None:
             raise RuntimeError("the compiled ESM-2 path needs torch.nn.attention.varlen (torch >= 2.10)")
         self.esm2 = esm2
         self.attention = attention
-        # Inductor's default block sizes leave its LayerNorm and GELU kernels near 1-2.4 TB/s
-        # on the H200; tuning them costs ~10 s of compile and gave +2.7% (97.2k -> 99.9k
-        # tokens/s). Under deterministic mode only the tunings that keep the arithmetic run.
-        options = inductor_options() if backend == "inductor" else None
-        self._pre = torch.compile(_pre_attention, dynamic=True, backend=backend, options=options)
-        # FP8 linear layers (models/fp8.py) keep the FFN in the graph, where Inductor fuses
-        # GELU with fc2's activation quantisation (outside a graph that quantisation would
-        # be several eager passes).
-        self.gelu_epilogue = all(isinstance(getattr(esm2.layers[0], name), torch.nn.Linear) for name in ("fc1", "fc2"))
-        post = _post_attention_to_ffn_norm if self.gelu_epilogue else _post_attention
-        self._post = torch.compile(post, dynamic=True, backend=backend, options=options)
+        self.graphs = has_fp8_linears(esm2)
+        if self.graphs:
+            # Inductor's default block sizes leave its LayerNorm and GELU kernels near 1-2.4
+            # TB/s on the H200; tuning them costs ~10 s of compile and gave +2.7% (97.2k ->
+            # 99.9k tokens/s). Under deterministic mode only the tunings that keep the
+            # arithmetic run.
+            options = inductor_options() if backend == "inductor" else None
+            self._pre = torch.compile(_pre_attention, dynamic=True, backend=backend, options=options)
+            self._post = torch.compile(_post_attention, dynamic=True, backend=backend, options=options)
         self.arithmetic = {
-            "layer": "pre-attention and post-attention graphs, residual add in the next layer's LayerNorm",
-            "fc1_gelu": "cuBLASLt epilogue, tanh GELU" if self.gelu_epilogue else "Inductor, erf GELU",
+            "layer": "Inductor graphs before and after attention, residual add in the next layer's LayerNorm"
+            if self.graphs else
+            "Triton add + LayerNorm (a row per program), Triton rotary in place, cuBLAS linears with bias epilogues",
+            "fc1_gelu": "Inductor, erf GELU" if self.graphs else "cuBLASLt epilogue, tanh GELU",
             "attention": attention.__name__,
         }
 
@@ -139,17 +144,24 @@ class CompiledESM2Packed:
         x = model._embed(tokens, seq_index, cu_seqlens.numel() - 1)
         cos, sin = rotary_tables(positions, model.cfg.head_dim)
         attend = self.attention(cu_seqlens.to(torch.int32), max_seqlen, seq_index, positions)
+        layer_fn = self._graph_layer if self.graphs else self._kernel_layer
         delta = torch.zeros_like(x)
         for layer in model.layers:
-            x, delta = self._layer(layer, x, delta, cos, sin, attend)
+            x, delta = layer_fn(layer, x, delta, cos, sin, attend)
         return model.final_norm(x + delta)
 
-    def _layer(self, layer, x, delta, cos, sin, attend):
-        """One layer, given the residual and the previous FFN's output (``delta``): returns
-        the residual after attention and this FFN's output, which the next layer adds."""
+    # Both layer forms take the residual and the previous FFN's output (``delta``) and
+    # return the residual after attention and this FFN's output, which the next layer adds.
+
+    def _kernel_layer(self, layer, x, delta, cos, sin, attend):
+        x, h = add_layer_norm(x, delta, layer.attn_norm)
+        q, k, v = rotary_in_place(layer, layer.qkv(h), cos, sin)
+        x, h = add_layer_norm(x, layer.out_proj(attend(q, k, v).reshape(x.shape[0], -1)), layer.ffn_norm)
+        return x, ffn_gelu_epilogue(layer, h)
+
+    def _graph_layer(self, layer, x, delta, cos, sin, attend):
         x, q, k, v = self._pre(layer, x, delta, cos, sin)
-        x, out = self._post(layer, x, attend(q, k, v))
-        return x, (_ffn_gelu_epilogue(layer, out) if self.gelu_epilogue else out)
+        return self._post(layer, x, attend(q, k, v))
 
 
 def enable_compiled_esm2(models) -> None:
