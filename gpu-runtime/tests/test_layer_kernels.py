@@ -19,6 +19,8 @@ TESTS = Path(__file__).resolve().parent
 
 CHILD = r"""
 import json, sys, numpy as np, torch
+from fixtures_models import packed_proteins
+from virnucpro_runtime import compiled, synthetic
 from virnucpro_runtime.layer_kernels import add_layer_norm, rotary_in_place
 from virnucpro_runtime.models.esm2 import ESM2Config, ESM2Layer, rotary_tables
 out = {"add_layer_norm": {}, "rotary": {}}
