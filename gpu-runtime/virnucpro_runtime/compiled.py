@@ -41,7 +41,7 @@ from typing import Callable
 
 import torch
 
-from .layer_kernels import add_layer_norm, rotary_in_place
+from .layer_kernels import TRITON_VERSION, add_layer_norm, rotary_in_place
 from .models.esm2 import ESM2, packed_positions, padded_attention_over_packed, rotary_tables
 
 try:
@@ -137,6 +137,8 @@ class CompiledESM2Packed:
             "fc1_gelu": "Inductor, erf GELU" if self.graphs else "cuBLASLt epilogue, tanh GELU",
             "attention": attention.__name__,
         }
+        if not self.graphs:
+            self.arithmetic["triton"] = TRITON_VERSION or "none: torch's ops"
 
     def __call__(self, tokens: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
         model = self.esm2

@@ -31,6 +31,10 @@ try:
 except ImportError:  # the CPU wheels of torch come without Triton
     triton = None
 
+# The kernels' machine code, and with it their rounding, is the Triton compiler's: its version
+# belongs to the arithmetic the runtime reports (compiled.py).
+TRITON_VERSION = triton.__version__ if triton is not None else None
+
 if triton is not None:
 
     @triton.jit
