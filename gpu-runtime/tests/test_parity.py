@@ -73,6 +73,22 @@ def test_parity_report_on_identical_embeddings_agrees_everywhere():
     assert report["esm2_cosine_min"] == pytest.approx(1.0) and report["dnabert_cosine_min"] == pytest.approx(1.0)
     assert set(report["classifiers"]) == {"trained", "random_direction"}
     assert report["classifiers"]["trained"]["label_agreement_fast_dnabert_only"] == 1.0
+    assert report["classifiers"]["trained"]["labels_changed_fast_esm2_only"] == 0
+
+
+def test_parity_report_says_which_models_fast_path_moved_the_labels():
+    """Only ESM-2's embeddings differ: every changed label is ESM-2's, none DNABERT-S's."""
+    frame_ids = [f"read{i // 2:07d}_chunk_1F{i % 2 + 1}" for i in range(400)]
+    rng = np.random.default_rng(6)
+    reference = SimpleNamespace(dnabert=(1 + 0.05 * rng.standard_normal((400, 768))).astype(np.float32),
+                                esm2=(1 + 0.05 * rng.standard_normal((400, 2560))).astype(np.float32))
+    fast = SimpleNamespace(dnabert=reference.dnabert, esm2=reference.esm2 + 0.2 * rng.standard_normal((400, 2560)).astype(np.float32))
+    original = SimpleNamespace(dnabert=reference.dnabert[:16], esm2=reference.esm2[:16])
+    report = parity.parity_report(fast, reference, original, frame_ids, torch.device("cpu"))
+    for name, figures in report["classifiers"].items():
+        assert figures["labels_changed_fast_dnabert_only"] == 0, name
+        assert figures["labels_changed_fast_esm2_only"] == figures["labels_changed"], name
+    assert report["classifiers"]["random_direction"]["labels_changed"] > 0  # the test has something to attribute
 
 
 def test_dnabert_stays_fp32_and_uses_tf32_only_on_the_cuda_fast_path():

@@ -382,10 +382,11 @@ def table(report: dict) -> str:
         lines.append(f"fp8: not measured: {fp8_report['skipped']}")
     for name, p in ((f"ours ({report['dtype_ours']})", report.get("parity")), ("ours_fp8", fp8_report.get("parity"))):
         if p:
-            c = p["esm2_cosine_vs_fp32_engine"]
+            c, trained = p["esm2_cosine_vs_fp32_engine"], p["classifiers"]["trained"]
             lines.append(f"{name} vs the fp32 engine: ESM-2 cos min {c['min']:.6f} q0.001 {c['q0.001']:.6f} q0.01 {c['q0.01']:.6f} "
                          f"({c['frames']} frames); labels {p['label_agreement']:.4%} of {p['held_out_frames']} held-out "
-                         f"({p['labels_changed']} changed), one-sided 95% lower bound {p['label_agreement_lower_95']:.4%}")
+                         f"({p['labels_changed']} changed; {trained['labels_changed_fast_esm2_only']} with only ESM-2's fast path, "
+                         f"{trained['labels_changed_fast_dnabert_only']} with only DNABERT-S's), one-sided 95% lower bound {p['label_agreement_lower_95']:.4%}")
     return "\n".join(lines)
 
 

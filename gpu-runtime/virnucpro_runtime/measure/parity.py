@@ -159,7 +159,9 @@ def parity_report(fast, reference, original, frame_ids: list[str], device: torch
         figures = label_figures(classifier, fast_x[held_out], ref_scores)
         figures["reference_accuracy_vs_origin"] = float(((ref_scores > 0.5) == labels[held_out.cpu().numpy()]).mean())
         for model, mixed in one_fast.items():
-            figures[f"label_agreement_fast_{model}_only"] = label_figures(classifier, mixed, ref_scores)["label_agreement"]
+            alone = label_figures(classifier, mixed, ref_scores)
+            figures[f"label_agreement_fast_{model}_only"] = alone["label_agreement"]
+            figures[f"labels_changed_fast_{model}_only"] = alone["labels_changed"]
         report["classifiers"][name] = figures
     headline = report["classifiers"]["trained"]
     for key in ("label_agreement", "labels_changed", "virus_score_diff_max", "virus_score_diff_p99"):
