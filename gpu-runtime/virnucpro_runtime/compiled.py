@@ -43,6 +43,7 @@ import torch
 
 from .layer_kernels import TRITON_VERSION, add_layer_norm, rotary_in_place
 from .models.esm2 import ESM2, packed_positions, padded_attention_over_packed, rotary_tables
+from .models.fp8 import ESM2_LINEARS
 
 try:
     from torch.nn.attention.varlen import varlen_attn
@@ -102,7 +103,7 @@ def inductor_options() -> dict:
 
 
 def has_fp8_linears(esm2: ESM2) -> bool:
-    return not all(isinstance(getattr(esm2.layers[0], name), torch.nn.Linear) for name in ("qkv", "out_proj", "fc1", "fc2"))
+    return not all(isinstance(getattr(esm2.layers[0], name), torch.nn.Linear) for name in ESM2_LINEARS)
 
 
 class CompiledESM2Packed:
@@ -130,15 +131,17 @@ class CompiledESM2Packed:
             options = inductor_options() if backend == "inductor" else None
             self._pre = torch.compile(_pre_attention, dynamic=True, backend=backend, options=options)
             self._post = torch.compile(_post_attention, dynamic=True, backend=backend, options=options)
-        self.arithmetic = {
-            "layer": "Inductor graphs before and after attention, residual add in the next layer's LayerNorm"
-            if self.graphs else
-            "Triton add + LayerNorm (a row per program), Triton rotary in place, cuBLAS linears with bias epilogues",
-            "fc1_gelu": "Inductor, erf GELU" if self.graphs else "cuBLASLt epilogue, tanh GELU",
-            "attention": attention.__name__,
-        }
-        if not self.graphs:
-            self.arithmetic["triton"] = TRITON_VERSION or "none: torch's ops"
+            self.arithmetic = {
+                "layer": "Inductor graphs before and after attention, residual add in the next layer's LayerNorm",
+                "fc1_gelu": "Inductor, erf GELU",
+            }
+        else:
+            self.arithmetic = {
+                "layer": "Triton add + LayerNorm (a row per program), Triton rotary in place, cuBLAS linears with bias epilogues",
+                "fc1_gelu": "cuBLASLt epilogue, tanh GELU",
+                "triton": TRITON_VERSION or "none: torch's ops",
+            }
+        self.arithmetic["attention"] = attention.__name__
 
     def __call__(self, tokens: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
         model = self.esm2

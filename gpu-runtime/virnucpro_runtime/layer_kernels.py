@@ -79,9 +79,13 @@ if triton is not None:
         tl.store(first + half, (x2 * cos + x1 * sin).to(qkv_ptr.dtype.element_ty), mask=mask)
 
 
+# Triton's interpreter (the tests' CPU runs) reads TRITON_INTERPRET at import, as this does.
+_INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
+
 def uses_triton(x: torch.Tensor) -> bool:
-    """CUDA tensors, or any under Triton's interpreter (TRITON_INTERPRET=1: the tests' CPU runs)."""
-    return triton is not None and (x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1")
+    """CUDA tensors, or any under Triton's interpreter."""
+    return triton is not None and (x.is_cuda or _INTERPRETED)
 
 
 def add_layer_norm(x: torch.Tensor, delta: torch.Tensor, norm: nn.LayerNorm):
